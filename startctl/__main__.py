@@ -1,0 +1,3 @@
+from startctl.main import app
+
+app()

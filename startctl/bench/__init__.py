@@ -1,0 +1,48 @@
+"""`startctl bench NAME`: the project's benchmarks.
+
+Each benchmark measures its figures against a baseline in the same run (these machines are
+noisy), prints a table, and with `--json` prints one JSON object as its last line, holding
+its figures and `floors_met` (true only when every floor its issue names is met).
+A benchmark module exposes `run(console) -> dict`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import typer
+from rich.console import Console
+
+# name -> module under startctl.bench; imported only when run (some load heavy engines).
+BENCHMARKS: dict[str, str] = {}
+
+app = typer.Typer(help="Benchmarks; each prints ratios against a baseline measured in the same run.")
+
+
+@app.command("list")
+def list_benchmarks() -> None:
+    """List the benchmarks."""
+    for name in sorted(BENCHMARKS):
+        typer.echo(name)
+
+
+def register(name: str, module: str) -> None:
+    BENCHMARKS[name] = module
+
+    @app.command(name)
+    def _run(json_out: bool = typer.Option(False, "--json", help="Last line: one JSON object.")) -> None:
+        console = Console(stderr=json_out)
+        figures = importlib.import_module(f"startctl.bench.{module}").run(console)
+        if json_out:
+            print(json.dumps(figures))
+        if not figures.get("floors_met", False):
+            raise typer.Exit(1)
+
+    _run.__doc__ = f"Benchmark: {name}."
+
+
+register("sandbox", "sandbox")
+register("scoring", "scoring")
+register("hint-infer", "hint_infer")
+register("train", "train")

@@ -1,0 +1,54 @@
+"""`startctl`: the command line of the START platform.
+
+Run services (`serve`, `up`), one episode (`solve`), the main job on the embedded default
+(`demo`), one-off sandbox and scoring calls, benchmarks and training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import typer
+from pydantic import ValidationError
+
+from services.common.settings import load_settings, parse_overrides
+from startctl import bench, local, sandbox_cmd, score_cmd, train_cmd
+from startctl.processes import SERVICES
+
+app = typer.Typer(
+    name="startctl",
+    help="START: a self-taught reasoner with tools, as a platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(score_cmd.app, name="score")
+app.add_typer(bench.app, name="bench")
+app.add_typer(train_cmd.app, name="train")
+local.register(app)
+
+
+@app.command()
+def serve(
+    service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}."),
+    port: int | None = typer.Option(None, help="gRPC port (else START_<SERVICE>_PORT)."),
+    set_: list[str] = typer.Option([], "--set", help="Any setting as key=value; wins over env."),
+) -> None:
+    """Run one service as a gRPC server until SIGTERM."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    module = importlib.import_module(f"services.{service}.server")
+    try:
+        overrides = parse_overrides(set_)
+        if port is not None:
+            overrides["port"] = port
+        settings = load_settings(module.Settings, overrides)
+    except (ValueError, ValidationError) as exc:
+        typer.echo(f"startctl serve {service}: bad settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    asyncio.run(module.serve_forever(settings))
+
+
+if __name__ == "__main__":
+    app()
