@@ -1,9 +1,216 @@
-"""The embedded default: `startctl up`, `solve` and `demo` on one machine, on loopback."""
+"""The embedded default: `startctl up`, `solve` and `demo` on one machine, on loopback.
+
+`demo` is the main job: it starts the whole platform as local processes (Redis, vLLM CPU
+with the micro model, hints, gVisor sandbox, scoring, orchestrator, a Celery worker), runs a
+problem set greedy and with hint-infer, and shows the difference as a table, a plot and a
+transcript with the hints and tool calls marked.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services.common.settings import DEFAULT_PORTS
+from start.v1 import common_pb2 as pb
+from startctl.episodes import (
+    OrchestratorClient,
+    hint_infer_options,
+    print_transcript,
+    reachable,
+    read_problems,
+    write_episodes,
+)
+from startctl.stack import ROOT, LocalStack, new_run_dir
+
+DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
+console = Console()
+
+
+def _stack(run_dir: Path, ports: dict[str, int] | None = None) -> LocalStack:
+    return LocalStack(run_dir=run_dir, ports=dict(ports or {}), on_status=lambda m: console.log(m))
+
+
+def up() -> None:
+    """Run the whole platform on loopback (default ports) until Ctrl-C."""
+    ports = {**DEFAULT_PORTS, "redis": 6390}
+    run_dir = new_run_dir("up")
+    console.log("starting the platform (the engine takes about a minute)")
+    with _stack(run_dir, ports) as stack:
+        table = Table(title="START on loopback")
+        table.add_column("service")
+        table.add_column("address")
+        for name in ("orchestrator", "generation", "hints", "sandbox", "scoring"):
+            table.add_row(name, stack.addr(name))
+        table.add_row("redis", stack.redis_url)
+        table.add_row("logs", str(run_dir / "logs"))
+        console.print(table)
+        console.print('Try: startctl solve "What is 4821 * 7393?"  (Ctrl-C stops everything)')
+        try:
+            while True:
+                stack.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.log("stopping")
+
+
+def solve(
+    problem: str = typer.Argument(..., help="The question, as you would ask the model."),
+    reference: str = typer.Option("", help="Reference answer, to score the episode."),
+    hints: bool = typer.Option(True, help="Inject hints (hint-infer); --no-hints is the greedy baseline."),
+    addr: str = typer.Option(
+        f"127.0.0.1:{DEFAULT_PORTS['orchestrator']}", help="Orchestrator address (from `startctl up`)."
+    ),
+    timeout: float = typer.Option(600, help="Seconds to wait for the episode."),
+) -> None:
+    """Run one episode and print its transcript, hints and tool outputs marked.
+
+    Uses the orchestrator at --addr; when none answers there, starts the platform locally
+    for this one episode.
+    """
+    if not problem.strip():
+        raise typer.BadParameter("the problem is empty")
+    request = pb.Problem(question=problem, reference=reference, task_type=pb.TASK_TYPE_MATH)
+    if reachable(addr):
+        episode = _follow(OrchestratorClient(addr), request, hints, timeout)
+    else:
+        console.log(f"no orchestrator at {addr}: starting the platform locally for this episode")
+        with _stack(new_run_dir("solve")) as stack:
+            episode = _follow(OrchestratorClient(stack.addr("orchestrator")), request, hints, timeout)
+    print_transcript(console, episode)
+    if episode.status != pb.EPISODE_STATUS_DONE:
+        raise typer.Exit(1)
+
+
+def _follow(client: OrchestratorClient, problem: pb.Problem, hints: bool, timeout: float) -> pb.Episode:
+    episode_id = client.submit(problem, hint_infer_options(hints))
+    last = None
+    with console.status("generating") as status:
+        for last in client.watch(episode_id, timeout_s=timeout):
+            status.update(
+                f"step {last.steps}: {last.generated_tokens} tokens, {last.tool_calls} tool calls, "
+                f"{last.think_hints + last.reflection_hints} hints"
+            )
+    return last if last is not None else client.get(episode_id)
+
+
+def demo(
+    problems: Path = typer.Option(DEMO_PROBLEMS, help="JSONL of {id, question, reference, task_type}."),
+    limit: int = typer.Option(0, help="Use only the first N problems (0: all)."),
+    timeout: float = typer.Option(1200, help="Seconds to wait for all episodes."),
+) -> None:
+    """The main job on the embedded default: greedy vs hint-infer on the micro problems."""
+    if not problems.exists():
+        raise typer.BadParameter(f"{problems} does not exist")
+    items = read_problems(problems)[: limit or None]
+    if not items:
+        raise typer.BadParameter(f"{problems} holds no problems")
+    run_dir = new_run_dir("demo")
+    console.rule("START demo: greedy vs hint-infer on the micro model")
+    with _stack(run_dir) as stack:
+        client = OrchestratorClient(stack.addr("orchestrator"))
+        arms = {"greedy": hint_infer_options(False), "hint-infer": hint_infer_options(True)}
+        ids = {
+            arm: [client.submit(p, options, episode_id=f"{arm}-{p.id}-{run_dir.name}") for p in items]
+            for arm, options in arms.items()
+        }
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            tasks = {arm: progress.add_task(arm, total=len(items)) for arm in arms}
+            arm_of = {episode_id: arm for arm, arm_ids in ids.items() for episode_id in arm_ids}
+            finished = client.wait_all(
+                [i for arm_ids in ids.values() for i in arm_ids],
+                timeout,
+                on_done=lambda ep: progress.advance(tasks[arm_of[ep.id]]),
+            )
+        results = {arm: [finished[i] for i in arm_ids] for arm, arm_ids in ids.items()}
+    summary = summarize(results)
+    write_episodes([e for arm in results.values() for e in arm], run_dir / "episodes.jsonl")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_summary(summary, run_dir / "demo.png")
+    console.print(summary_table(summary))
+    shown = pick_example(results["hint-infer"])
+    if shown is not None:
+        console.rule("one hint-infer episode")
+        print_transcript(console, shown)
+    console.print(f"episodes, summary and plot in {run_dir}")
+    if all(row["failed"] == row["episodes"] for row in summary.values()):
+        raise typer.Exit(1)
+
+
+def summarize(results: dict[str, list[pb.Episode]]) -> dict[str, dict[str, float]]:
+    summary = {}
+    for arm, episodes in results.items():
+        n = len(episodes)
+        prompt = sum(e.usage.prompt_tokens for e in episodes)
+        summary[arm] = {
+            "episodes": n,
+            "accuracy": sum(e.score.correct for e in episodes) / n,
+            "failed": sum(e.status == pb.EPISODE_STATUS_FAILED for e in episodes),
+            "with_tool_output": sum(e.tool_calls > 0 for e in episodes) / n,
+            "tool_calls_per_episode": sum(e.tool_calls for e in episodes) / n,
+            "hints_per_episode": sum(e.think_hints + e.reflection_hints for e in episodes) / n,
+            "tokens_per_episode": sum(e.generated_tokens for e in episodes) / n,
+            "cached_prompt_share": (sum(e.usage.cached_prompt_tokens for e in episodes) / prompt) if prompt else 0.0,
+        }
+    return summary
+
+
+def summary_table(summary: dict[str, dict[str, float]]) -> Table:
+    table = Table(title="greedy vs hint-infer")
+    for column in ("arm", "episodes", "accuracy", "failed", "tool used", "tool calls/ep", "hints/ep",
+                   "tokens/ep", "prompt from cache"):
+        table.add_column(column, justify="right")
+    for arm, row in summary.items():
+        table.add_row(
+            arm, f"{row['episodes']}", f"{row['accuracy']:.0%}", f"{row['failed']}",
+            f"{row['with_tool_output']:.0%}", f"{row['tool_calls_per_episode']:.2f}",
+            f"{row['hints_per_episode']:.2f}", f"{row['tokens_per_episode']:.0f}",
+            f"{row['cached_prompt_share']:.0%}",
+        )
+    return table
+
+
+def plot_summary(summary: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(summary)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes[0].bar(arms, [summary[a]["accuracy"] for a in arms], color=["#888", "#a3c"])
+    axes[0].set_ylim(0, 1)
+    axes[0].set_title("accuracy")
+    axes[1].bar(arms, [summary[a]["tool_calls_per_episode"] for a in arms], color=["#888", "#a3c"])
+    axes[1].set_title("tool calls per episode")
+    fig.suptitle("START demo on the micro model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pick_example(episodes: list[pb.Episode]) -> pb.Episode | None:
+    """A correct episode with a hint and a tool call, else any with a tool call, else the first."""
+    def has(e: pb.Episode, kind: int) -> bool:
+        return any(s.kind == kind for s in e.spans)
+
+    ranked = sorted(
+        episodes,
+        key=lambda e: (has(e, pb.SPAN_KIND_HINT) and has(e, pb.SPAN_KIND_TOOL_OUTPUT), e.score.correct),
+        reverse=True,
+    )
+    return ranked[0] if ranked else None
 
 
 def register(app: typer.Typer) -> None:
     """Add the local commands to the top-level app."""
+    app.command()(up)
+    app.command()(solve)
+    app.command()(demo)

@@ -1,0 +1,118 @@
+"""The whole platform as local processes on loopback: the embedded default.
+
+`LocalStack` starts a Redis, the five services and a Celery worker, each its own process
+wired by the same environment variables a cluster uses, and stops them in reverse order.
+`startctl up`, `solve` and `demo` use it; so can a test or a notebook.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from startctl.processes import (
+    LocalProcess,
+    free_port,
+    redis_process,
+    service_process,
+    wait_ready,
+    wait_redis,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MICRO_MODEL = ROOT / "models" / "start-micro"
+
+# Start order: the engine is slowest, so it goes first and the rest start while it loads.
+START_ORDER = ("generation", "hints", "sandbox", "scoring", "orchestrator")
+
+
+@dataclass
+class LocalStack:
+    """Redis + services + worker on loopback. Use as a context manager."""
+
+    run_dir: Path
+    model: Path = MICRO_MODEL
+    ports: dict[str, int] = field(default_factory=dict)
+    worker_concurrency: int = 16
+    extra_env: dict[str, str] = field(default_factory=dict)
+    on_status: Callable[[str], None] = lambda message: None
+    processes: list[LocalProcess] = field(default_factory=list)
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['redis']}/0"
+
+    def env(self) -> dict[str, str]:
+        """The wiring every process gets: where its peers are."""
+        return {
+            "START_REDIS_URL": self.redis_url,
+            **{f"START_{name.upper()}_ADDR": self.addr(name) for name in START_ORDER},
+            "START_GENERATION_MODEL": str(self.model),
+            "VLLM_CPU_KVCACHE_SPACE": "2",
+            **self.extra_env,
+        }
+
+    def start(self) -> LocalStack:
+        for name in ("redis", *START_ORDER):
+            self.ports.setdefault(name, free_port())
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.on_status("starting redis")
+        redis = redis_process(self.ports["redis"], self.run_dir / "redis")
+        redis.log_dir = logs
+        self.processes.append(redis.start())
+        wait_redis(self.redis_url, redis)
+
+        env = self.env()
+        started: dict[str, LocalProcess] = {}
+        for name in START_ORDER:
+            proc = service_process(name, self.ports[name], env, log_dir=logs)
+            started[name] = proc.start()
+            self.processes.append(proc)
+        worker = LocalProcess(
+            "worker",
+            [sys.executable, "-m", "startctl", "worker", "--concurrency", str(self.worker_concurrency)],
+            env,
+            log_dir=logs,
+        )
+        self.processes.append(worker.start())
+        # Fast services first; the engine loads in the meantime.
+        for name in (*START_ORDER[1:], START_ORDER[0]):
+            self.on_status(f"waiting for {name}")
+            wait_ready(started[name], self.addr(name), timeout_s=600 if name == "generation" else 120)
+        if not worker.alive():
+            raise RuntimeError(f"worker exited during start:\n{worker.tail()}")
+        self.on_status("ready")
+        return self
+
+    def check_alive(self) -> None:
+        for proc in self.processes:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} died; last log lines:\n{proc.tail()}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def new_run_dir(kind: str) -> Path:
+    path = Path.cwd() / "runs" / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
