@@ -1,0 +1,1 @@
+"""The hints service: the START hint libraries and the policy that decides each episode's next step."""
