@@ -1,0 +1,94 @@
+"""The Celery app over Redis and its whole configuration, in one place.
+
+Episodes run as a chain of small `episode.step(episode_id, step_no)` tasks (see
+`tasks.py`); each is routed by what the step does to its own queue, so each kind of work
+can get its own pool of workers in a cluster:
+
+    start.generate   the first step (prompt rendering) and generation calls
+    start.tool       sandbox runs
+    start.score      scoring
+
+Reliability: late acks with `task_reject_on_worker_lost` and a prefetch of one, so a
+step whose worker dies goes back to the queue (after the Redis transport's visibility
+timeout) instead of being lost; JSON only; tasks carry ids, never objects.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from start.v1 import common_pb2 as pb
+
+STEP_TASK = "episode.step"
+QUEUE_GENERATE = "start.generate"
+QUEUE_TOOL = "start.tool"
+QUEUE_SCORE = "start.score"
+QUEUES = (QUEUE_GENERATE, QUEUE_TOOL, QUEUE_SCORE)
+
+_QUEUE_OF_ACTION = {
+    pb.ACTION_KIND_GENERATE: QUEUE_GENERATE,
+    pb.ACTION_KIND_RUN_TOOL: QUEUE_TOOL,
+    pb.ACTION_KIND_FINISH: QUEUE_SCORE,
+}
+
+
+class WorkerSettings(BaseSettings):
+    """Settings of `startctl worker` (env `START_WORKER_*`); peers come from PeerAddresses."""
+
+    model_config = SettingsConfigDict(env_prefix="START_WORKER_", extra="forbid")
+
+    concurrency: int = Field(8, ge=1, le=1024, description="Steps run at once (threads; steps wait on I/O).")
+    queues: list[str] = Field(list(QUEUES), min_length=1, description="Queues this worker consumes, as JSON.")
+    step_soft_time_limit_s: float = Field(600, gt=0, description="Soft limit of one step (prefork pools).")
+    step_time_limit_s: float = Field(660, gt=0, description="Hard limit of one step (prefork pools).")
+    rpc_timeout_s: float = Field(300, gt=0, description="Deadline of each call to a peer; bounds a step.")
+    visibility_timeout_s: int = Field(
+        900, ge=1, description="A step whose worker died is redelivered after this long; keep above a step's time."
+    )
+    max_retries: int = Field(3, ge=0, le=20, description="Retries of a step on UNAVAILABLE-like errors.")
+    retry_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each retry, capped at 60 s.")
+    finished_ttl_s: int = Field(7 * 24 * 3600, ge=0, description="Keep finished episodes this long; 0 forever.")
+    log_level: str = Field("INFO", description="Celery's log level.")
+
+
+def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dict:
+    settings = settings or WorkerSettings()
+    return {
+        "broker_url": redis_url,
+        "result_backend": redis_url,
+        # Steps report through the episode store, never through results.
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": QUEUE_GENERATE,
+        "task_soft_time_limit": settings.step_soft_time_limit_s,
+        "task_time_limit": settings.step_time_limit_s,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Sweep for messages of dead workers often enough to honour the timeout.
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s)),
+            "unacked_restore_throttle": 1,
+        },
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+    }
+
+
+def make_celery(redis_url: str, settings: WorkerSettings | None = None) -> Celery:
+    app = Celery("start")
+    app.conf.update(celery_config(redis_url, settings))
+    return app
+
+
+def enqueue_step(app: Celery, episode_id: str, step_no: int, action: int) -> None:
+    """Hand step step_no of an episode to the queue of the work it does (blocking publish)."""
+    app.send_task(STEP_TASK, args=[episode_id, step_no], queue=_QUEUE_OF_ACTION.get(action, QUEUE_GENERATE))

@@ -1,0 +1,179 @@
+"""One step of an episode: the orchestrator's domain logic, without Celery or Redis.
+
+`take_step(episode, peers)` does the one thing the episode's `next_action` says and
+asks the hint policy what comes next:
+
+    first step  render the prompt with the model's chat template; policy(START)
+    GENERATE    continue the text with the policy's stop strings; classify why it
+                stopped; append what the model wrote; policy(that stop reason)
+    RUN_TOOL    run the python block just closed in the sandbox; append its output
+                as a fenced ```output block; policy(TOOL_DONE)
+    FINISH      score the response; the episode is DONE
+
+It changes the episode in place and advances `steps` by one; `tasks.py` saves it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from services.common.episode import (
+    CLOSING_FENCE,
+    END_THINK,
+    PYTHON_FENCE,
+    append_span,
+    format_tool_output,
+    last_closed_code_block,
+    open_code_block,
+    text_of,
+    truncate_output,
+)
+from services.orchestrator.peers import Peers, TransientError
+from start.v1 import common_pb2 as pb
+from start.v1 import generation_pb2, hints_pb2, sandbox_pb2, scoring_pb2
+
+# Lines of a failing program's stderr shown to the model: the traceback's end says what broke.
+ERROR_TAIL_LINES = 5
+
+
+def take_step(episode: pb.Episode, peers: Peers) -> None:
+    if episode.status == pb.EPISODE_STATUS_PENDING:
+        _start(episode, peers)
+    elif episode.next_action == pb.ACTION_KIND_GENERATE:
+        _generate(episode, peers)
+    elif episode.next_action == pb.ACTION_KIND_RUN_TOOL:
+        _run_tool(episode, peers)
+    elif episode.next_action == pb.ACTION_KIND_FINISH:
+        _finish(episode, peers)
+    else:
+        raise ValueError(f"episode {episode.id} has no next action (status {episode.status})")
+    episode.steps += 1
+
+
+def _start(episode: pb.Episode, peers: Peers) -> None:
+    append_span(episode, pb.SPAN_KIND_PROMPT, peers.render_chat(episode.problem.question))
+    episode.status = pb.EPISODE_STATUS_RUNNING
+    _apply(episode, hints_pb2.STOP_REASON_START, peers.next_action(episode, hints_pb2.STOP_REASON_START))
+
+
+def _generate(episode: pb.Episode, peers: Peers) -> None:
+    text = text_of(episode)
+    in_code = open_code_block(text) is not None
+    max_tokens = _max_tokens(episode, peers, text)
+    if max_tokens <= 0:
+        _apply(episode, hints_pb2.STOP_REASON_LENGTH, peers.next_action(episode, hints_pb2.STOP_REASON_LENGTH))
+        return
+    sampling = pb.SamplingParams()
+    sampling.CopyFrom(episode.options.sampling)
+    sampling.max_tokens = max_tokens
+    sampling.stop[:] = list(episode.next_stop)
+    sampling.include_stop_str_in_output = False
+    sampling.n = 1
+    if sampling.HasField("seed"):
+        sampling.seed += episode.steps  # each continuation its own, replayable, draw
+    reply = peers.generate(text, sampling)
+    completion = reply.completions[0]
+    _add_usage(episode, reply.usage)
+    episode.generated_tokens += reply.usage.completion_tokens or len(completion.token_ids)
+    append_span(episode, pb.SPAN_KIND_TOOL_CODE if in_code else pb.SPAN_KIND_MODEL, completion.text)
+    if END_THINK in completion.text:
+        episode.thinking_done = True
+    reason = classify_stop(completion, in_code)
+    _apply(episode, reason, peers.next_action(episode, reason, completion.stop_string))
+
+
+def classify_stop(completion: generation_pb2.Completion, in_code: bool) -> int:
+    """Why generation stopped, in the policy's terms."""
+    if completion.finish_reason == generation_pb2.FINISH_REASON_LENGTH:
+        return hints_pb2.STOP_REASON_LENGTH
+    if completion.finish_reason == generation_pb2.FINISH_REASON_ABORT:
+        raise TransientError("generation was aborted by the engine")
+    stop = completion.stop_string
+    if not stop:
+        return hints_pb2.STOP_REASON_EOS
+    if in_code and stop == CLOSING_FENCE:
+        return hints_pb2.STOP_REASON_CODE_END
+    if stop == END_THINK:
+        return hints_pb2.STOP_REASON_END_THINK
+    if stop == PYTHON_FENCE:
+        return hints_pb2.STOP_REASON_CODE_START
+    return hints_pb2.STOP_REASON_REFLECTION
+
+
+def _max_tokens(episode: pb.Episode, peers: Peers, text: str) -> int:
+    """Tokens this call may generate: the episode's budget left, the per-call cap, the
+    room left in the model's context."""
+    limits = []
+    if peers.max_model_len() > 0:
+        limits.append(peers.max_model_len() - peers.count_tokens(text))
+    if episode.options.max_total_tokens > 0:
+        limits.append(episode.options.max_total_tokens - episode.generated_tokens)
+    if episode.options.sampling.max_tokens > 0:
+        limits.append(episode.options.sampling.max_tokens)
+    # The front door always sets a total budget, so limits is never empty in practice.
+    return min(limits) if limits else 1024
+
+
+def _run_tool(episode: pb.Episode, peers: Peers) -> None:
+    code = last_closed_code_block(text_of(episode))
+    if code is None:
+        raise ValueError("RUN_TOOL without a closed python block")
+    result = peers.execute(code)
+    output = tool_output(result)
+    append_span(
+        episode,
+        pb.SPAN_KIND_TOOL_OUTPUT,
+        format_tool_output(truncate_output(output, episode.options.max_tool_output_chars)),
+    )
+    episode.tool_calls += 1
+    _apply(episode, hints_pb2.STOP_REASON_TOOL_DONE, peers.next_action(episode, hints_pb2.STOP_REASON_TOOL_DONE))
+
+
+def tool_output(result: sandbox_pb2.ExecuteResponse) -> str:
+    """What the model sees of a run: stdout, then on failure what went wrong."""
+    status = result.status
+    if status == sandbox_pb2.EXECUTION_STATUS_SANDBOX_ERROR:
+        raise TransientError(f"sandbox error: {result.stderr[-500:]}")
+    if status in (sandbox_pb2.EXECUTION_STATUS_OK, sandbox_pb2.EXECUTION_STATUS_OUTPUT_LIMIT):
+        return result.stdout
+    if status == sandbox_pb2.EXECUTION_STATUS_TIMEOUT:
+        problem = "TimeoutError: the code ran past its time limit"
+    elif status == sandbox_pb2.EXECUTION_STATUS_MEMORY_LIMIT:
+        problem = "MemoryError: the code ran past its memory limit"
+    else:
+        problem = "\n".join(result.stderr.rstrip().splitlines()[-ERROR_TAIL_LINES:])
+    stdout = result.stdout if not result.stdout or result.stdout.endswith("\n") else result.stdout + "\n"
+    return stdout + problem
+
+
+def _finish(episode: pb.Episode, peers: Peers) -> None:
+    response = "".join(span.text for span in episode.spans if span.kind != pb.SPAN_KIND_PROMPT)
+    problem = episode.problem
+    item = scoring_pb2.ScoreItem(
+        task_type=problem.task_type, response=response, reference=problem.reference, tests=problem.tests
+    )
+    result = peers.score(item)
+    episode.score.CopyFrom(pb.Score(correct=result.correct, extracted=result.extracted, reason=result.reason))
+    episode.status = pb.EPISODE_STATUS_DONE
+    episode.finished_unix = time.time()
+
+
+def _apply(episode: pb.Episode, reason: int, action: hints_pb2.NextActionResponse) -> None:
+    """Append what the policy said, count its hints, and record what comes next."""
+    for span in action.append:
+        append_span(episode, span.kind, span.text, span.hint_id, span.hint_category)
+        if span.kind == pb.SPAN_KIND_HINT:
+            if reason == hints_pb2.STOP_REASON_END_THINK:
+                episode.think_hints += 1
+            elif reason == hints_pb2.STOP_REASON_REFLECTION:
+                episode.reflection_hints += 1
+        if END_THINK in span.text and span.kind != pb.SPAN_KIND_HINT:
+            episode.thinking_done = True
+    episode.next_stop[:] = list(action.stop)
+    episode.next_action = action.kind
+
+
+def _add_usage(episode: pb.Episode, usage: pb.Usage) -> None:
+    episode.usage.prompt_tokens += usage.prompt_tokens
+    episode.usage.cached_prompt_tokens += usage.cached_prompt_tokens
+    episode.usage.completion_tokens += usage.completion_tokens

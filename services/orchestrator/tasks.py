@@ -1,0 +1,114 @@
+"""The Celery task that runs an episode: `episode.step(episode_id, step_no)`.
+
+A step is small and idempotent. It loads the episode from the store; if the episode is
+already past step_no (the step ran, and its worker died before acking), it only makes
+sure the next step is queued; otherwise it takes ONE step (`steps.take_step`) and saves
+it with a compare-and-set on the step counter, so a step run twice is saved once. Then
+it queues the next step. Errors a retry may cure (a peer UNAVAILABLE, a deadline) are
+retried with exponential back-off; after the last retry, or on any other error, the
+episode is marked FAILED with the error.
+
+Workers build their store and peers once per process from the environment
+(`START_WORKER_*`, `START_REDIS_URL`, `START_<PEER>_ADDR`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from services.common.logs import get_logger
+from services.common.settings import PeerAddresses
+from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, enqueue_step, make_celery
+from services.orchestrator.peers import Peers, is_transient
+from services.orchestrator.steps import take_step
+from services.orchestrator.store import TERMINAL, EpisodeStore
+from start.v1 import common_pb2 as pb
+
+log = get_logger("orchestrator.tasks")
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: WorkerSettings
+    store: EpisodeStore
+    peers: Peers
+
+
+# Configured from the environment at import, so `celery -A services.orchestrator.tasks
+# worker` works too; `startctl worker` calls configure() again with its flags on top.
+app = make_celery(PeerAddresses().redis_url)
+_context: dict[str, WorkerContext] = {}
+
+
+def configure(settings: WorkerSettings, addresses: PeerAddresses) -> Celery:
+    """Point the app, the store and the peers of this worker process at their settings."""
+    app.conf.update(celery_config(addresses.redis_url, settings))
+    _context["worker"] = WorkerContext(
+        settings=settings,
+        store=EpisodeStore.from_url(addresses.redis_url, settings.finished_ttl_s),
+        peers=Peers(addresses, settings.rpc_timeout_s),
+    )
+    return app
+
+
+def context() -> WorkerContext:
+    if "worker" not in _context:
+        configure(WorkerSettings(), PeerAddresses())
+    return _context["worker"]
+
+
+def ensure_next_step_queued(ctx: WorkerContext, episode: pb.Episode) -> None:
+    """Queue the episode's next step unless it is finished or that step was queued already."""
+    if episode.status in TERMINAL or ctx.store.queued_step(episode.id) >= episode.steps:
+        return
+    enqueue_step(app, episode.id, episode.steps, episode.next_action)
+    # Marked after the publish: a crash in between queues the step twice, which the
+    # compare-and-set makes harmless; the other order could lose it.
+    ctx.store.mark_queued(episode.id, episode.steps)
+
+
+def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -> None:
+    episode = ctx.store.load(episode_id)
+    if episode is None or episode.steps != step_no or episode.status in TERMINAL:
+        return
+    episode.status = pb.EPISODE_STATUS_FAILED
+    episode.error = error
+    episode.steps += 1
+    if ctx.store.save(episode, expected_step=step_no):
+        log.warning("episode failed", episode_id=episode_id, step=step_no, error=error)
+
+
+@app.task(name=STEP_TASK, bind=True, max_retries=None)
+def step(self: Task, episode_id: str, step_no: int) -> None:
+    ctx = context()
+    episode = ctx.store.load(episode_id)
+    if episode is None:
+        log.warning("no such episode", episode_id=episode_id, step=step_no)
+        return
+    if episode.status in TERMINAL or episode.steps < step_no:
+        return
+    if episode.steps > step_no:
+        ensure_next_step_queued(ctx, episode)
+        return
+    try:
+        take_step(episode, ctx.peers)
+    except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded on the episode
+        retries = self.request.retries
+        if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and retries < ctx.settings.max_retries:
+            delay = min(60.0, ctx.settings.retry_backoff_s * 2**retries)
+            log.info("retrying step", episode_id=episode_id, step=step_no, retry=retries + 1, error=_describe(exc))
+            raise self.retry(countdown=delay) from exc
+        mark_failed(ctx, episode_id, step_no, f"step {step_no} after {retries} retries: {_describe(exc)}")
+        return
+    if not ctx.store.save(episode, expected_step=step_no):
+        return  # another run of this step saved first and queued the next one
+    ensure_next_step_queued(ctx, episode)
+
+
+def _describe(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):  # a grpc.RpcError
+        return f"{code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,126 @@
+"""The orchestrator's front door as a real process over gRPC, with real Redis and a real worker.
+
+These tests need no model: they prove what the front door accepts, refuses and reports,
+and that a worker turns an unreachable peer into a FAILED episode rather than a hang.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+import redis
+
+from services.common.channels import channel
+from start.v1 import common_pb2 as pb
+from start.v1 import orchestrator_pb2 as opb
+from start.v1 import orchestrator_pb2_grpc
+from startctl.processes import free_port
+
+
+@pytest.fixture(scope="module")
+def front_door_env(redis_db, start_service) -> dict[str, str]:
+    hints_addr = start_service("hints")
+    return {
+        "START_REDIS_URL": redis_db(5),
+        "START_HINTS_ADDR": hints_addr,
+        # Nothing listens here: steps that need the model fail fast with UNAVAILABLE.
+        "START_GENERATION_ADDR": f"127.0.0.1:{free_port()}",
+    }
+
+
+@pytest.fixture(scope="module")
+def orchestrator(start_service, front_door_env: dict[str, str]) -> orchestrator_pb2_grpc.OrchestratorServiceStub:
+    addr = start_service("orchestrator", front_door_env)
+    with channel(addr) as ch:
+        yield orchestrator_pb2_grpc.OrchestratorServiceStub(ch)
+
+
+def submit(stub: orchestrator_pb2_grpc.OrchestratorServiceStub, question: str = "What is 17 * 23?", **kw) -> str:
+    request = opb.SubmitEpisodeRequest(
+        problem=pb.Problem(question=question, reference="391", task_type=kw.pop("task_type", pb.TASK_TYPE_MATH)),
+        options=kw.pop("options", pb.EpisodeOptions(hints_enabled=True, reflection_hint_probability=1.0)),
+        **kw,
+    )
+    return stub.SubmitEpisode(request, timeout=10).episode_id
+
+
+def test_submitted_episode_is_stored_pending_with_defaults_and_its_first_step_queued(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, front_door_env: dict[str, str]
+) -> None:
+    episode_id = submit(orchestrator)
+    episode = orchestrator.GetEpisode(opb.GetEpisodeRequest(episode_id=episode_id), timeout=10)
+    assert episode.status == pb.EPISODE_STATUS_PENDING
+    assert (episode.options.max_tool_calls, episode.options.max_total_tokens) == (6, 4096)
+    assert redis.Redis.from_url(front_door_env["START_REDIS_URL"]).llen("start.generate") >= 1
+
+
+def test_same_idempotency_key_runs_one_episode(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, front_door_env: dict[str, str]
+) -> None:
+    queue = redis.Redis.from_url(front_door_env["START_REDIS_URL"])
+    before = queue.llen("start.generate")
+    first = submit(orchestrator, episode_id="problem-7-sample-0")
+    second = submit(orchestrator, question="another question", episode_id="problem-7-sample-0")
+    assert first == second == "problem-7-sample-0"
+    assert queue.llen("start.generate") == before + 1
+    stored = orchestrator.GetEpisode(opb.GetEpisodeRequest(episode_id=first), timeout=10)
+    assert stored.problem.question == "What is 17 * 23?"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"question": "   "}, "problem.question"),
+        ({"task_type": pb.TASK_TYPE_UNSPECIFIED}, "problem.task_type"),
+        ({"task_type": 42}, "problem.task_type"),
+        ({"options": pb.EpisodeOptions(reflection_hint_probability=1.5)}, "reflection_hint_probability"),
+        ({"options": pb.EpisodeOptions(max_tool_calls=1000)}, "max_tool_calls"),
+        ({"options": pb.EpisodeOptions(max_total_tokens=10**9)}, "max_total_tokens"),
+        ({"options": pb.EpisodeOptions(sampling=pb.SamplingParams(temperature=-1))}, "temperature"),
+        ({"options": pb.EpisodeOptions(hint_library="astrology")}, "hint_library"),
+        ({"episode_id": "no spaces please"}, "episode_id"),
+    ],
+)
+def test_bad_submissions_get_invalid_argument_naming_the_field(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, kwargs: dict, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as failure:
+        submit(orchestrator, **kwargs)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in failure.value.details()
+
+
+def test_unknown_episode_is_not_found(orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as failure:
+        orchestrator.GetEpisode(opb.GetEpisodeRequest(episode_id="never-submitted"), timeout=10)
+    assert failure.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_watching_an_episode_that_does_not_finish_ends_with_deadline_exceeded(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    episode_id = submit(orchestrator)
+    started = time.monotonic()
+    snapshots = []
+    with pytest.raises(grpc.RpcError) as failure:
+        for snapshot in orchestrator.WatchEpisode(opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=1.5)):
+            snapshots.append(snapshot)
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "timeout_s" in failure.value.details()
+    assert [s.status for s in snapshots] == [pb.EPISODE_STATUS_PENDING]
+    assert time.monotonic() - started < 10
+
+
+def test_unreachable_generation_fails_the_episode_after_retries_with_the_error(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
+    front_door_env: dict[str, str],
+    start_worker,
+) -> None:
+    episode_id = submit(orchestrator)
+    start_worker({**front_door_env, "START_WORKER_MAX_RETRIES": "2", "START_WORKER_RETRY_BACKOFF_S": "0.2"})
+    request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=60)
+    last = list(orchestrator.WatchEpisode(request, timeout=90))[-1]
+    assert last.status == pb.EPISODE_STATUS_FAILED
+    assert "UNAVAILABLE" in last.error and "after 2 retries" in last.error
