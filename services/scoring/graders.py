@@ -1,0 +1,65 @@
+"""Graders for the task types that need no sandbox: math and multiple choice.
+
+`grade` is what a worker process of the pool runs for one item; it is plain Python so
+tests, the CLI and batch jobs call it directly. Code items are graded by `code.py`
+through the sandbox service instead.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from services.scoring.extract import MultipleLetters, choice_letter, final_answer, last_boxed
+from services.scoring.math_equiv import math_equal
+
+MATH = "math"
+MULTIPLE_CHOICE = "multiple_choice"
+CODE = "code"
+TASK_TYPES = (MATH, MULTIPLE_CHOICE, CODE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One item's grade. `reason` says why when not correct (empty when correct)."""
+
+    correct: bool
+    extracted: str
+    reason: str = ""
+    wall_ms: float = 0.0
+
+
+def grade_math(response: str, reference: str) -> Verdict:
+    boxed = last_boxed(final_answer(response))
+    if boxed is None:
+        return Verdict(False, "", "no answer: no closed \\boxed{} in the final answer")
+    if not boxed:
+        return Verdict(False, "", "no answer: the last \\boxed{} is empty")
+    correct, reason = math_equal(boxed, reference)
+    return Verdict(correct, boxed, reason)
+
+
+def _reference_letter(reference: str) -> str:
+    letters = re.findall(r"[A-Z]", reference.upper())
+    return letters[0] if letters else reference.strip()
+
+
+def grade_choice(response: str, reference: str) -> Verdict:
+    try:
+        letter = choice_letter(response)
+    except MultipleLetters as exc:
+        return Verdict(False, str(exc), f"more than one letter named: {exc}")
+    if letter is None:
+        return Verdict(False, "", "no answer: no chosen letter found")
+    expected = _reference_letter(reference)
+    return Verdict(letter == expected, letter, "" if letter == expected else "mismatch")
+
+
+def grade(task_type: str, response: str, reference: str) -> Verdict:
+    """Grade one math or multiple-choice item, timing it."""
+    started = time.perf_counter()
+    grader = grade_math if task_type == MATH else grade_choice
+    verdict = grader(response, reference)
+    wall_ms = (time.perf_counter() - started) * 1000
+    return Verdict(verdict.correct, verdict.extracted, verdict.reason, wall_ms)

@@ -1,0 +1,91 @@
+"""The scoring flow shared by the gRPC server and `startctl score batch`.
+
+A batch is graded concurrently: math and multiple-choice items in the grader pool (each
+within its time budget), code items through the sandbox. Identical items (RFT samples often
+end in the same answer) are graded once: an LRU cache across batches and shared futures
+within one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from services.common.errors import DeadlineExceeded
+from services.scoring import graders
+from services.scoring.code import SandboxGrader
+from services.scoring.graders import CODE, Verdict
+from services.scoring.pool import GraderCrashed, GraderPool, GradingTimeout
+from services.scoring.repetition import RepetitionThresholds, RepetitionVerdict, detect_repetition
+from start.v1 import common_pb2
+
+
+@dataclass
+class Item:
+    task_type: str  # one of graders.TASK_TYPES
+    response: str
+    reference: str = ""
+    tests: list[common_pb2.TestCase] = field(default_factory=list)
+
+
+class Scorer:
+    """Grades batches; owns the worker pool and the sandbox client."""
+
+    def __init__(
+        self,
+        pool: GraderPool,
+        sandbox: SandboxGrader,
+        repetition: RepetitionThresholds,
+        cache_size: int = 100_000,
+    ) -> None:
+        self.pool = pool
+        self.sandbox = sandbox
+        self.repetition = repetition
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
+
+    async def score(self, items: list[Item]) -> list[Verdict]:
+        in_flight: dict[tuple[str, str, str], asyncio.Task[Verdict]] = {}
+        tasks = []
+        for item in items:
+            if item.task_type == CODE:
+                tasks.append(asyncio.ensure_future(self.sandbox.grade(item.response, item.tests)))
+                continue
+            key = (item.task_type, item.response, item.reference)
+            if key not in in_flight:
+                in_flight[key] = asyncio.ensure_future(self._grade_cached(key))
+            tasks.append(in_flight[key])
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _grade_cached(self, key: tuple[str, str, str]) -> Verdict:
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return Verdict(cached.correct, cached.extracted, cached.reason, 0.0)
+        started = time.perf_counter()
+        try:
+            verdict = await self.pool.run(graders.grade, *key)
+        except (GradingTimeout, GraderCrashed) as exc:
+            # Not cached: a busy machine, not the answer, may have caused it.
+            return Verdict(False, "", str(exc), (time.perf_counter() - started) * 1000)
+        self._cache[key] = verdict
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return verdict
+
+    async def detect_repetition(self, text: str) -> RepetitionVerdict:
+        try:
+            return await self.pool.run(detect_repetition, text, self.repetition)
+        except (GradingTimeout, GraderCrashed) as exc:
+            # No verdict is better than a wrong "not repetitive": the caller decides.
+            raise DeadlineExceeded(f"repetition check: {exc}") from exc
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.sandbox.close()
