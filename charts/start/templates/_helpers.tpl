@@ -1,0 +1,257 @@
+{{/*
+Names, labels, images, probes, security context and the settings every START process
+reads. Each component's templates call these, so a policy (non-root, read-only root,
+gRPC probes) is written once and holds for every pod.
+*/}}
+
+{{/* Chart name, overridable. */}}
+{{- define "start.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every object's name: the release name, plus the chart name when it differs. */}}
+{{- define "start.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: (dict "root" $ "component" "sandbox"). */}}
+{{- define "start.componentName" -}}
+{{- printf "%s-%s" (include "start.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select one component's pods; stable across upgrades. */}}
+{{- define "start.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "start.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Standard app.kubernetes.io labels of every object. */}}
+{{- define "start.labels" -}}
+{{ include "start.selectorLabels" . }}
+app.kubernetes.io/part-of: start
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Image reference: (dict "root" $ "image" .Values.hints.image). */}}
+{{- define "start.image" -}}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if .root.Values.image.registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" .root.Values.image.registry) .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level security: non-root, fixed ids matching the images' user, seccomp on. */}}
+{{- define "start.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container-level security: nothing to escalate to, nothing to write outside volumes. */}}
+{{- define "start.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Pod settings every START pod shares (no API access: nothing here talks to Kubernetes). */}}
+{{- define "start.podCommon" -}}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+securityContext:
+  {{- include "start.podSecurityContext" . | nindent 2 }}
+{{- end -}}
+
+{{/*
+gRPC health probes (Kubernetes' built-in grpc probe on the standard health service).
+The startup probe covers loading; liveness only starts after it, so a slow model load
+never gets the pod killed. (dict "port" 50051 "startup" .Values.generation.startupProbe)
+*/}}
+{{- define "start.grpcProbes" -}}
+{{- $startup := .startup | default (dict "periodSeconds" 5 "failureThreshold" 24) -}}
+startupProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: {{ $startup.periodSeconds }}
+  failureThreshold: {{ $startup.failureThreshold }}
+readinessProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: 5
+  failureThreshold: 2
+livenessProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+{{- end -}}
+
+{{/* Container ports of a gRPC service. */}}
+{{- define "start.grpcPorts" -}}
+- name: grpc
+  containerPort: {{ .port }}
+  protocol: TCP
+- name: metrics
+  containerPort: {{ .root.Values.metricsPort }}
+  protocol: TCP
+{{- end -}}
+
+{{/*
+The runtime's own settings for service NAME (START_<NAME>_*), as every server reads them:
+bind all interfaces, fixed port, metrics, json logs, drain time.
+(dict "root" $ "name" "hints" "port" 50052 "grace" 10)
+*/}}
+{{- define "start.serverEnv" -}}
+{{- $prefix := printf "START_%s_" (upper .name) -}}
+- name: {{ $prefix }}HOST
+  value: "0.0.0.0"
+- name: {{ $prefix }}PORT
+  value: {{ .port | quote }}
+- name: {{ $prefix }}METRICS_PORT
+  value: {{ .root.Values.metricsPort | quote }}
+- name: {{ $prefix }}LOG_FORMAT
+  value: {{ .root.Values.logFormat | quote }}
+- name: {{ $prefix }}LOG_LEVEL
+  value: {{ .root.Values.logLevel | quote }}
+- name: {{ $prefix }}GRACE_S
+  value: {{ .grace | quote }}
+{{- end -}}
+
+{{/* Address of a service inside the cluster: (dict "root" $ "component" "hints" "port" 50052). */}}
+{{- define "start.addr" -}}
+{{- printf "%s:%v" (include "start.componentName" .) .port -}}
+{{- end -}}
+
+{{/*
+START_REDIS_URL, from the in-chart Redis (with its password from a Secret when set) or
+an external URL (inline, or from a Secret when it carries a password).
+*/}}
+{{- define "start.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- if $r.enabled }}
+{{- $host := printf "%s:6379" (include "start.componentName" (dict "root" . "component" "redis")) -}}
+{{- if $r.auth.existingSecret }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.auth.existingSecret }}
+      key: {{ $r.auth.passwordKey }}
+- name: START_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s/0" $host | quote }}
+{{- else }}
+- name: START_REDIS_URL
+  value: {{ printf "redis://%s/0" $host | quote }}
+{{- end }}
+{{- else if $r.external.existingSecret }}
+- name: START_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.external.existingSecret }}
+      key: {{ $r.external.urlKey }}
+{{- else }}
+- name: START_REDIS_URL
+  value: {{ required "redis.enabled is false: set redis.external.url or redis.external.existingSecret" $r.external.url | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Where the services are: what the orchestrator, its workers and scoring read. */}}
+{{- define "start.peerEnv" -}}
+{{- $v := .Values -}}
+- name: START_GENERATION_ADDR
+  value: {{ include "start.addr" (dict "root" . "component" "generation" "port" $v.generation.port) | quote }}
+- name: START_HINTS_ADDR
+  value: {{ include "start.addr" (dict "root" . "component" "hints" "port" $v.hints.port) | quote }}
+- name: START_SANDBOX_ADDR
+  value: {{ include "start.addr" (dict "root" . "component" "sandbox" "port" $v.sandbox.port) | quote }}
+- name: START_SCORING_ADDR
+  value: {{ include "start.addr" (dict "root" . "component" "scoring" "port" $v.scoring.port) | quote }}
+- name: START_ORCHESTRATOR_ADDR
+  value: {{ include "start.addr" (dict "root" . "component" "orchestrator" "port" $v.orchestrator.port) | quote }}
+{{ include "start.redisEnv" . }}
+{{- end -}}
+
+{{/* Scratch space: the root filesystem is read-only, so /tmp (and HOME caches) live here. */}}
+{{- define "start.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "start.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ . | default "256Mi" }}
+{{- end -}}
+
+{{/* Termination grace: the server's own drain plus a margin, so SIGKILL never cuts a drain. */}}
+{{- define "start.terminationGrace" -}}
+{{- add (int .) 15 -}}
+{{- end -}}
+
+{{/* A PodDisruptionBudget for one component: (dict "root" $ "component" "hints"). */}}
+{{- define "start.pdb" -}}
+{{- if .root.Values.podDisruptionBudget.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "start.componentName" . }}
+  labels:
+    {{- include "start.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ .root.Values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "start.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* A ClusterIP Service for one gRPC component: (dict "root" $ "component" "hints" "port" 50052). */}}
+{{- define "start.grpcService" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "start.componentName" . }}
+  labels:
+    {{- include "start.labels" . | nindent 4 }}
+spec:
+  type: {{ .type | default "ClusterIP" }}
+  selector:
+    {{- include "start.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ .port }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    - name: metrics
+      port: {{ .root.Values.metricsPort }}
+      targetPort: metrics
+      protocol: TCP
+{{- end -}}
