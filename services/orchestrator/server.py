@@ -18,7 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.channels import aio_channel
 from services.common.episode import new_episode
-from services.common.errors import DeadlineExceeded, InvalidArgument, NotFound, require
+from services.common.errors import DeadlineExceeded, InvalidArgument, NotFound, Unavailable, require
 from services.common.runtime import ServerHandle, serve
 from services.common.settings import PeerAddresses, ServiceSettings
 from services.orchestrator.celery_app import enqueue_step, make_celery
@@ -70,7 +70,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument("options.hint_library", exc.details() or f"unknown library {name!r}") from exc
-            raise
+            raise Unavailable(f"cannot check options.hint_library with the hints service: {exc.details()}") from exc
 
     async def GetEpisode(self, request: orchestrator_pb2.GetEpisodeRequest, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self._load(request.episode_id)
