@@ -31,8 +31,13 @@ Objects = list[dict[str, Any]]
 
 
 def load_values(name: str) -> dict[str, Any]:
+    """The values an operator passes with -f (none for the chart defaults)."""
     path = VALUES_FILES[name]
     return {} if path is None else yaml.safe_load(path.read_text())
+
+
+def chart_defaults() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def of_kind(objects: Objects, kind: str) -> list[dict[str, Any]]:

@@ -195,7 +195,7 @@ an external URL (inline, or from a Secret when it carries a password).
   value: {{ include "start.addr" (dict "root" . "component" "scoring" "port" $v.scoring.port) | quote }}
 - name: START_ORCHESTRATOR_ADDR
   value: {{ include "start.addr" (dict "root" . "component" "orchestrator" "port" $v.orchestrator.port) | quote }}
-{{ include "start.redisEnv" . }}
+{{- include "start.redisEnv" . }}
 {{- end -}}
 
 {{/* Scratch space: the root filesystem is read-only, so /tmp (and HOME caches) live here. */}}
