@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from services.scoring.extract import MultipleLetters, choice_letter, final_answer, last_boxed
-from services.scoring.math_equiv import math_equal
+from services.scoring.math_equiv import math_equal, quick_math_equal
 
 MATH = "math"
 MULTIPLE_CHOICE = "multiple_choice"
@@ -30,12 +30,19 @@ class Verdict:
     wall_ms: float = 0.0
 
 
-def grade_math(response: str, reference: str) -> Verdict:
+def _boxed_or_verdict(response: str) -> str | Verdict:
     boxed = last_boxed(final_answer(response))
     if boxed is None:
         return Verdict(False, "", "no answer: no closed \\boxed{} in the final answer")
     if not boxed:
         return Verdict(False, "", "no answer: the last \\boxed{} is empty")
+    return boxed
+
+
+def grade_math(response: str, reference: str) -> Verdict:
+    boxed = _boxed_or_verdict(response)
+    if isinstance(boxed, Verdict):
+        return boxed
     correct, reason = math_equal(boxed, reference)
     return Verdict(correct, boxed, reason)
 
@@ -54,6 +61,17 @@ def grade_choice(response: str, reference: str) -> Verdict:
         return Verdict(False, "", "no answer: no chosen letter found")
     expected = _reference_letter(reference)
     return Verdict(letter == expected, letter, "" if letter == expected else "mismatch")
+
+
+def quick_grade(task_type: str, response: str, reference: str) -> Verdict | None:
+    """The verdict when it needs no sympy (string and regex work only), else None."""
+    if task_type == MULTIPLE_CHOICE:
+        return grade_choice(response, reference)
+    boxed = _boxed_or_verdict(response)
+    if isinstance(boxed, Verdict):
+        return boxed
+    quick = quick_math_equal(boxed, reference)[2]
+    return None if quick is None else Verdict(quick[0], boxed, quick[1])
 
 
 def grade(task_type: str, response: str, reference: str) -> Verdict:

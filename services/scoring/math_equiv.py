@@ -155,14 +155,17 @@ def _is_approximation_of_irrational(pred: object, gold: object) -> bool:
     )
 
 
-@lru_cache(maxsize=65536)
-def math_equal(answer: str, reference: str) -> tuple[bool, str]:
-    """(equal, reason): reason is empty when equal, else says why not."""
+def quick_math_equal(answer: str, reference: str) -> tuple[str, str, tuple[bool, str] | None]:
+    """The normalized pair and, when no sympy is needed, the (equal, reason) verdict.
+
+    Plain string and regex work, microseconds: the scorer runs it in the serving process
+    and sends only the rest to the worker pool.
+    """
     pred, gold = normalize(answer), normalize(reference)
     if "=" not in gold and (assignment := _ASSIGNMENT.match(pred)):
         pred = assignment["value"].strip()
     if pred == gold:
-        return True, ""
+        return pred, gold, (True, "")
     gold_number = exact_number(gold)
     pred_number = exact_number(pred)
     if pred_number is None and gold_number is not None:
@@ -171,10 +174,17 @@ def math_equal(answer: str, reference: str) -> tuple[bool, str]:
         if percent is not None:
             pred_number = percent if percent == gold_number else percent / 100
     if pred_number is not None and gold_number is not None:
-        return (True, "") if pred_number == gold_number else (False, "mismatch")
+        return pred, gold, ((True, "") if pred_number == gold_number else (False, "mismatch"))
     refused = too_complex(pred) or malformed(pred)
-    if refused:
-        return False, refused
+    return pred, gold, ((False, refused) if refused else None)
+
+
+@lru_cache(maxsize=65536)
+def math_equal(answer: str, reference: str) -> tuple[bool, str]:
+    """(equal, reason): reason is empty when equal, else says why not."""
+    pred, gold, quick = quick_math_equal(answer, reference)
+    if quick is not None:
+        return quick
     gold_parsed = parse(f"${gold}$", parsing_timeout=None)
     pred_parsed = parse(f"${pred}$", parsing_timeout=None)
     if not gold_parsed:
@@ -186,3 +196,8 @@ def math_equal(answer: str, reference: str) -> tuple[bool, str]:
     if verify(gold_parsed, pred_parsed, timeout_seconds=None):
         return True, ""
     return False, "mismatch"
+
+
+def warm_up() -> None:
+    """Build math-verify's LaTeX parser once (about a second), before workers fork."""
+    math_equal("x^2+\\frac{1}{2}", "\\sqrt{2}")

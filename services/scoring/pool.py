@@ -19,8 +19,8 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-# Imported by the forkserver once; every worker starts with them loaded.
-_PRELOAD = ["services.scoring.graders", "services.scoring.repetition"]
+# Imported by the forkserver once; every worker starts with them loaded and warm.
+_PRELOAD = ["services.scoring.worker_boot"]
 
 
 class GradingTimeout(Exception):

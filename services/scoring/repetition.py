@@ -29,7 +29,7 @@ from dataclasses import dataclass
 class RepetitionThresholds:
     max_duplicate_line_fraction: float = 0.3
     max_duplicate_paragraph_fraction: float = 0.3
-    max_duplicate_ngram_fraction: float = 0.4
+    max_duplicate_ngram_fraction: float = 0.7
     ngram_words: int = 10
     # Lines shorter than this ("Wait,", "$$", "```") repeat in any healthy trace.
     min_line_chars: int = 20

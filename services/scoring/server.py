@@ -40,7 +40,7 @@ class Settings(ServiceSettings):
     code_rpc_timeout_s: float = Field(300.0, gt=0, description="Deadline of one RunTests call.")
     repetition_max_duplicate_line_fraction: float = Field(0.3, gt=0, le=1)
     repetition_max_duplicate_paragraph_fraction: float = Field(0.3, gt=0, le=1)
-    repetition_max_duplicate_ngram_fraction: float = Field(0.4, gt=0, le=1)
+    repetition_max_duplicate_ngram_fraction: float = Field(0.7, gt=0, le=1)
     repetition_ngram_words: int = Field(10, ge=2)
     repetition_min_line_chars: int = Field(20, ge=1)
     repetition_min_compression_ratio: float = Field(0.08, gt=0, lt=1)
