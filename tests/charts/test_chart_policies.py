@@ -5,11 +5,13 @@ isolated, disruptions budgeted, workers autoscaled, Redis persistent, secrets re
 from __future__ import annotations
 
 import pytest
+import yaml
 from chart_objects import (
     chart_defaults,
     component,
     containers,
     env_of,
+    load_values,
     named,
     of_kind,
     pod_labels,
@@ -270,7 +272,7 @@ def test_training_pods_share_a_persistent_volume_and_read_the_launcher_config(de
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     config = named(default_objects, "ConfigMap", volumes["config"]["configMap"]["name"])
-    assert "output_dir: /shared/runs/sft" in config["data"]["config.yaml"]
+    assert yaml.safe_load(config["data"]["config.yaml"])["output_dir"].startswith("/shared/")
     (container,) = containers(cronjob)
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["config"] == "/etc/start/train" and mounts["shared"] == "/shared"
@@ -279,7 +281,8 @@ def test_training_pods_share_a_persistent_volume_and_read_the_launcher_config(de
 def test_a_failed_training_pod_is_retried_but_a_bad_config_fails_the_run(default_objects) -> None:
     job = named(default_objects, "CronJob", "start-train-sft")["spec"]["jobTemplate"]["spec"]
     assert job["template"]["spec"]["restartPolicy"] == "Never"  # podFailurePolicy requires it
-    assert job["backoffLimit"] >= 1
+    # Restarts count one failed pod per node (torchrun stops every rank when one dies).
+    assert job["backoffLimit"] == job["completions"] * chart_defaults()["training"]["maxRestarts"]
     rules = job["podFailurePolicy"]["rules"]
     fail = next(r for r in rules if r["action"] == "FailJob")
     assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2]}
@@ -292,3 +295,14 @@ def test_every_object_carries_the_standard_labels(objects) -> None:
         labels = obj["metadata"]["labels"]
         for key in ("name", "instance", "component", "part-of", "version", "managed-by"):
             assert f"app.kubernetes.io/{key}" in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks {key}"
+
+
+@pytest.mark.parametrize("values_name", ["default", "cpu", "gpu"])
+def test_training_config_in_the_chart_is_one_the_launcher_accepts(render, values_name, tmp_path) -> None:
+    from training.config import load_config
+
+    config_map = named(render(load_values(values_name)), "ConfigMap", "start-train")
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    # Checkpoints must land on the shared volume, or a restarted pod has nothing to resume.
+    assert load_config(str(path)).output_dir.startswith("/shared/")
