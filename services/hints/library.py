@@ -9,6 +9,8 @@ from a library by weight; every drawn hint is recorded in the episode by id.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -48,15 +50,35 @@ class HintLibrary(BaseModel):
     version: str = Field(min_length=1)
     domain: str = Field(min_length=1)
     description: str = ""
+    # Optional chance of each category; then a hint's weight is relative within its
+    # category. Without it, a hint's weight is relative to all hints of the library.
+    category_weights: dict[str, float] = Field(default_factory=dict)
     hints: tuple[HintSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> HintLibrary:
+    def _consistent(self) -> HintLibrary:
         ids = [hint.id for hint in self.hints]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"hint ids must be unique; repeated: {', '.join(duplicates)}")
+        if self.category_weights:
+            categories = {hint.category for hint in self.hints}
+            if set(self.category_weights) != categories:
+                raise ValueError(
+                    f"category_weights must give every category exactly: {', '.join(sorted(categories))}"
+                )
+            if any(weight <= 0 for weight in self.category_weights.values()):
+                raise ValueError("category_weights must be > 0")
         return self
+
+    def draw(self, rng: random.Random) -> HintSpec:
+        """One hint, by category weights (when given) then hint weights."""
+        hints: Sequence[HintSpec] = self.hints
+        if self.category_weights:
+            names = sorted(self.category_weights)
+            category = rng.choices(names, weights=[self.category_weights[n] for n in names])[0]
+            hints = [hint for hint in self.hints if hint.category == category]
+        return rng.choices(hints, weights=[hint.weight for hint in hints])[0]
 
 
 class LibraryError(ValueError):

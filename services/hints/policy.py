@@ -116,7 +116,7 @@ class HintPolicy:
             raise ValueError(f"unknown hint library {self.library_name(episode)!r}")
         rng = self._rng(episode)
         rng.random()  # the draw that decided to hint at a reflection word
-        hint = rng.choices(library.hints, weights=[h.weight for h in library.hints])[0]
+        hint = library.draw(rng)
         span = pb.Span(
             kind=pb.SPAN_KIND_HINT,
             text=self._hint_text(hint, reflection_word),

@@ -165,16 +165,29 @@ def test_code_tasks_draw_from_the_code_library_with_its_test_template(policy: Hi
     assert "def solve" in open_code_block(hint.text)
 
 
-def test_hints_follow_their_weights(policy: HintPolicy) -> None:
+def test_hints_follow_category_weights_then_hint_weights(policy: HintPolicy) -> None:
     library = policy.catalog.get("math")
+    assert library.category_weights, "the math library weighs its categories"
     drawn: dict[str, int] = {}
-    for n in range(2000):
+    for n in range(3000):
         hint = policy.next_action(make_episode(episode_id=f"w-{n}"), hpb.STOP_REASON_END_THINK).append[0]
         drawn[hint.hint_id.split("/")[-1]] = drawn.get(hint.hint_id.split("/")[-1], 0) + 1
-    total_weight = sum(h.weight for h in library.hints)
+    category_total = sum(library.category_weights.values())
     for hint in library.hints:
-        expected = 2000 * hint.weight / total_weight
-        assert abs(drawn.get(hint.id, 0) - expected) < 0.35 * expected + 15, (hint.id, drawn.get(hint.id), expected)
+        siblings = [h.weight for h in library.hints if h.category == hint.category]
+        share = library.category_weights[hint.category] / category_total * hint.weight / sum(siblings)
+        expected = 3000 * share
+        assert abs(drawn.get(hint.id, 0) - expected) < 0.3 * expected + 15, (hint.id, drawn.get(hint.id), expected)
+
+
+def test_category_weights_must_name_every_category(tmp_path: Path) -> None:
+    (tmp_path / "partial.yaml").write_text(
+        "name: partial\nversion: '1'\ndomain: math\ncategory_weights: {a: 1}\nhints:\n"
+        "  - {id: x, category: a, text: \"Wait.\\n```python\\n\"}\n"
+        "  - {id: y, category: b, text: \"Wait.\\n```python\\n\"}\n"
+    )
+    with pytest.raises(LibraryError, match="every category"):
+        LibraryCatalog(tmp_path)
 
 
 def test_a_users_library_directory_adds_a_domain_and_the_reflection_words_are_settings(tmp_path: Path) -> None:
