@@ -134,3 +134,8 @@ def test_every_declared_key_in_values_yaml_has_a_doc_comment() -> None:
         above = lines[number - 1].strip()
         where = f"values.yaml line {number + 1}: {'.'.join((*path, key))}"
         assert above.startswith("# --"), f"{where} has no '# --' comment"
+
+
+def test_a_release_name_too_long_for_the_training_cronjob_fails_with_what_to_do(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match="longer than Kubernetes' 52 characters"):
+        chart.render({"fullnameOverride": "x" * 45}, name="start", namespace="start")
