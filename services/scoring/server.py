@@ -29,7 +29,7 @@ class Settings(ServiceSettings):
 
     workers: int = Field(os.cpu_count() or 2, ge=1, le=256, description="Grader processes.")
     per_answer_timeout_s: float = Field(
-        3.0, gt=0, le=600, description="Budget per math/choice answer; the worker is killed past it."
+        5.0, gt=0, le=600, description="Budget per math/choice answer; the worker is killed past it."
     )
     worker_memory_mb: int = Field(2048, ge=0, description="Address-space cap per grader process; 0 is none.")
     max_batch: int = Field(1024, ge=1, description="Items per Score call, at most.")
