@@ -1,0 +1,364 @@
+"""The executor that runs inside each warm sandbox: a fork server with sympy and numpy loaded.
+
+It is the container's only process (PID 1 under gVisor) and talks to the host over its
+stdin/stdout with length-prefixed JSON frames (`frames.py` on the host side speaks the same).
+It imports the heavy packages once, then for every request forks a child that:
+
+- starts a new session (its own process group), so it and everything it spawns die together;
+- gets a fresh, private scratch directory and an environment with nothing from the caller;
+- gets rlimits (CPU seconds, address space, processes, file size, open files);
+- drops to an unprivileged uid, so it can neither signal this server nor read its memory,
+  nor leave anything writable behind outside its scratch directory;
+- runs the code as `__main__` from the clean, pre-imported state of the fork.
+
+After the child exits (or hits its wall time or output cap) every process of the
+unprivileged uid is killed and reaped and the scratch directory is removed, so nothing
+reaches the next execution. Anything odd (a survivor, a failed clean-up) is reported as
+`clean: false` and the host retires this sandbox.
+
+This file is stdlib-only on purpose: it is mounted read-only into the sandbox and run by
+the sandbox's interpreter, never imported by the service.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import struct
+import sys
+import time
+
+NOBODY = 65534
+SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
+PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
+HEADER = struct.Struct(">I")
+
+
+def read_exact(stream, size: int) -> bytes:  # noqa: ANN001 - a binary file object
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def read_frame(stream) -> dict | None:  # noqa: ANN001
+    header = read_exact(stream, HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    return json.loads(read_exact(stream, size))
+
+
+def write_frame(stream, message: dict) -> None:  # noqa: ANN001
+    body = json.dumps(message).encode()
+    stream.write(HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+def preload() -> None:
+    for name in PRELOAD:
+        __import__(name)
+    # sympy builds caches lazily; one small use warms the common paths for every child.
+    if "sympy" in PRELOAD:
+        import sympy
+
+        sympy.simplify(sympy.Symbol("x") ** 2 - 1)
+
+
+class Zygote:
+    """A child forked ahead of time, waiting for its request: the fork (tens of ms under
+    gVisor with sympy in memory) is paid between executions, not during one."""
+
+    def __init__(self, seq: int) -> None:
+        self.scratch = os.path.join(SCRATCH_ROOT, f"run-{seq}")
+        os.mkdir(self.scratch, 0o700)
+        if os.geteuid() == 0:
+            os.chown(self.scratch, NOBODY, NOBODY)
+        stdin_path = os.path.join(SCRATCH_ROOT, f"stdin-{seq}")
+        stdin_fd = os.open(stdin_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(stdin_path)
+        req_r, self.req_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.base_vm = vm_size()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.req_w)
+            child_main(self.scratch, self.base_vm, req_r, stdin_fd, out_w, err_w)
+        for fd in (req_r, stdin_fd, out_w, err_w):
+            os.close(fd)
+
+    def start(self, req: dict) -> None:
+        body = json.dumps(req).encode()
+        with os.fdopen(self.req_w, "wb") as pipe:
+            pipe.write(HEADER.pack(len(body)) + body)
+
+
+def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: int, err_w: int) -> None:
+    """In the forked child: confine, wait for the request, run the code. Never returns."""
+    try:
+        os.setsid()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.dup2(req_fd, 3)
+        os.dup2(stdin_fd, 4)
+        os.closerange(5, 1 << 16)
+        os.chdir(scratch)
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        with os.fdopen(3, "rb") as pipe:
+            req = read_frame(pipe)
+        if req is None:  # the server went away before using this child
+            os._exit(0)
+        os.write(4, req["stdin"].encode())
+        os.lseek(4, 0, os.SEEK_SET)
+        os.dup2(4, 0)
+        os.close(4)
+        mem = base_vm + req["memory_mb"] * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        cpu = max(1, int(req["cpu_s"] + 0.999))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_NPROC, (req["max_processes"], req["max_processes"]))
+        fsize = req["file_size_mb"] * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.environ.clear()
+        os.environ.update(
+            PATH="/opt/python/bin:/usr/bin:/bin",
+            HOME=scratch,
+            TMPDIR=scratch,
+            LANG="C.UTF-8",
+            PYTHONIOENCODING="utf-8",
+            OPENBLAS_NUM_THREADS="1",
+        )
+        sys.stdin = open(0, closefd=False, errors="replace")  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        sys.argv = ["main.py"]
+    except BaseException as exc:  # noqa: BLE001 - a failed confinement must not run code
+        os.write(2, f"sandbox: could not confine the execution: {exc!r}\n".encode())
+        os._exit(125)
+    code = 0
+    try:
+        program = compile(req["code"], "main.py", "exec")
+        namespace = {"__name__": "__main__", "__file__": os.path.join(scratch, "main.py")}
+        namespace["__builtins__"] = __builtins__
+        exec(program, namespace)  # noqa: S102 - running the program is the point
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code & 0xFF
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException:  # noqa: BLE001 - reported like the interpreter does
+        import traceback
+
+        try:
+            # Skip this file's frame: the traceback starts at the program, as with `python`.
+            kind, value, trace = sys.exc_info()
+            traceback.print_exception(kind, value, trace.tb_next if trace else None)
+        except BaseException:  # noqa: BLE001 - e.g. MemoryError while formatting
+            os.write(2, b"MemoryError\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - a closed or broken pipe
+        pass
+    os._exit(code)
+
+
+def sweep(exclude: int = 0) -> bool:
+    """Kill and reap every process of the unprivileged uid; True when none is left.
+
+    Processes that left the execution's process group (setsid, double fork) are found by
+    uid in /proc; rounds repeat until a fork bomb bounded by RLIMIT_NPROC is gone.
+    """
+    for _ in range(50):
+        found = [pid for pid in survivors() if pid != exclude]
+        if not found:
+            return True
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
+        reap()
+    return False
+
+
+def reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def survivors() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == NOBODY:
+                    found.append(int(entry))
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def vm_size() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
+    limit = req["output_limit_bytes"]
+    out_r, err_r = zygote.out_r, zygote.err_r
+    buffers = {out_r: bytearray(), err_r: bytearray()}
+    selector = selectors.DefaultSelector()
+    for fd in buffers:
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    # SIGCHLD writes to `wakeup`, so the child's exit ends the select at once.
+    selector.register(wakeup, selectors.EVENT_READ)
+    started = time.monotonic()
+    zygote.start(req)
+    deadline = started + req["timeout_s"]
+    status, wait_status, over = None, None, False
+    while True:
+        if wait_status is None:
+            done, wstatus = os.waitpid(zygote.pid, os.WNOHANG)
+            if done:
+                wait_status = wstatus
+        now = time.monotonic()
+        if now >= deadline:
+            status = "TIMEOUT"
+            break
+        # Once the program has exited, take what is already in the pipes and stop:
+        # a background process holding them open must not stretch the execution.
+        events = selector.select(0 if wait_status is not None else deadline - now)
+        got_output = False
+        for key, _ in events:
+            if key.fd == wakeup:
+                drain(wakeup)
+                continue
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                selector.unregister(key.fd)
+                continue
+            got_output = True
+            buffers[key.fd] += chunk
+            if len(buffers[key.fd]) > limit:
+                over = True
+        if over:
+            status = "OUTPUT_LIMIT"
+            break
+        if wait_status is not None and not got_output:
+            break
+    wall_ms = (time.monotonic() - started) * 1000
+    if wait_status is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(zygote.pid, signal.SIGKILL)
+        _, wait_status = os.waitpid(zygote.pid, 0)
+    clean = sweep()
+    selector.close()
+    for fd in buffers:
+        os.close(fd)
+    try:
+        shutil.rmtree(zygote.scratch)
+    except OSError:
+        clean = False
+
+    exit_code = os.waitstatus_to_exitcode(wait_status)
+    stdout, stderr = bytes(buffers[out_r]), bytes(buffers[err_r])
+    if status is None:
+        status = classify(exit_code, stderr)
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "stdout": base64.b64encode(stdout[:limit]).decode(),
+        "stderr": base64.b64encode(stderr[:limit]).decode(),
+        "truncated_stdout": len(stdout) > limit,
+        "truncated_stderr": len(stderr) > limit,
+        "wall_ms": wall_ms,
+        "clean": clean,
+    }
+
+
+def drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def classify(exit_code: int, stderr: bytes) -> str:
+    if exit_code == 0:
+        return "OK"
+    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and not stderr.strip():
+        # SIGXCPU: the CPU-time rlimit; SIGKILL from the kernel at the hard CPU limit.
+        return "TIMEOUT"
+    if exit_code == -signal.SIGXCPU:
+        return "TIMEOUT"
+    tail = stderr.rstrip().rsplit(b"\n", 1)[-1]
+    if tail.startswith(b"MemoryError") or b"Cannot allocate memory" in tail:
+        return "MEMORY_LIMIT"
+    return "RUNTIME_ERROR"
+
+
+def main() -> None:
+    # The frame channel is a private copy of stdin/stdout; fds 0-2 themselves are pointed
+    # at /dev/null so that nothing printed by a library can corrupt the protocol.
+    channel_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    channel_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    os.makedirs(SCRATCH_ROOT, mode=0o711, exist_ok=True)
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    preload()
+    seq = 1
+    zygote = Zygote(seq)
+    write_frame(channel_out, {"ready": True, "pid": os.getpid()})
+    while True:
+        request = read_frame(channel_in)
+        if request is None:
+            return
+        try:
+            reply = run_one(zygote, request, wake_r)
+        except Exception as exc:  # noqa: BLE001 - reported; the host retires this sandbox
+            reply = {"status": "SANDBOX_ERROR", "error": repr(exc), "clean": False}
+        write_frame(channel_out, reply)
+        seq += 1
+        zygote = Zygote(seq)
+
+
+if __name__ == "__main__":
+    main()
