@@ -74,6 +74,11 @@ def generation_addr(start_service: ServiceStarter) -> str:
     """The generation service over real vLLM (CPU) with the micro model; started once."""
     return start_service(
         "generation",
-        {"START_GENERATION_MODEL": str(MICRO_MODEL), "START_GENERATION_MAX_MODEL_LEN": "2048"},
+        {
+            "START_GENERATION_MODEL": str(MICRO_MODEL),
+            "START_GENERATION_MAX_MODEL_LEN": "2048",
+            # vLLM's CPU build sizes its KV cache from this (GiB); a shared machine needs it small.
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+        },
         timeout_s=300,
     )

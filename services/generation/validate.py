@@ -1,0 +1,127 @@
+"""Checks every generation request once, at the edge, and turns it into domain values.
+
+The servicer calls these before anything reaches the engine; a bad field raises
+`InvalidArgument(field, what would be valid)`, which the shared runtime returns as
+INVALID_ARGUMENT. What passes is trusted by `engine.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from services.common.errors import InvalidArgument, require
+from services.generation.engine import Sampling
+from start.v1 import common_pb2, generation_pb2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the loaded model and the service's settings allow."""
+
+    max_model_len: int
+    vocab_size: int
+    # The longest text one token can stand for: bounds a text prompt before tokenising it.
+    max_chars_per_token: int
+    max_n: int
+    max_stop_strings: int
+    max_stop_chars: int
+    max_logprobs: int
+
+
+def prompt(request: generation_pb2.GenerateRequest, limits: Limits) -> str | list[int]:
+    """The prompt as text or token ids: exactly one of the two, non-empty, in range."""
+    text, ids = request.prompt, list(request.prompt_token_ids)
+    require(not (text and ids), "prompt", "give either prompt (text) or prompt_token_ids, not both")
+    require(bool(text or ids), "prompt", "empty; give the text to continue, or its token ids")
+    if ids:
+        bad = next((i for i in ids if not 0 <= i < limits.vocab_size), None)
+        require(bad is None, "prompt_token_ids", f"id {bad} is outside the vocabulary [0, {limits.vocab_size})")
+        return ids
+    # Tokenising megabytes of text only to reject it would tie up a CPU: refuse it by size.
+    require(
+        len(text) <= limits.max_model_len * limits.max_chars_per_token,
+        "prompt",
+        f"{len(text)} characters cannot fit the model's limit of {limits.max_model_len} tokens",
+    )
+    return text
+
+
+def prompt_length(n_tokens: int, limits: Limits) -> None:
+    """A prompt must leave room for at least one generated token."""
+    if n_tokens >= limits.max_model_len:
+        raise InvalidArgument(
+            "prompt",
+            f"{n_tokens} tokens is over the model's limit of {limits.max_model_len} tokens "
+            f"(prompt plus at least one generated token); shorten it",
+        )
+
+
+def sampling(params: common_pb2.SamplingParams, limits: Limits, prompt_tokens: int) -> Sampling:
+    """Sampling settings with the proto's defaults applied (0 means 'unset' in proto3)."""
+    require(
+        math.isfinite(params.temperature) and params.temperature >= 0,
+        "sampling.temperature",
+        f"{params.temperature} is not allowed; use 0 (greedy) or a positive number",
+    )
+    require(
+        params.top_p == 0 or (math.isfinite(params.top_p) and 0 < params.top_p <= 1),
+        "sampling.top_p",
+        f"{params.top_p} is outside (0, 1]; 0 or 1 means no nucleus cut",
+    )
+    room = limits.max_model_len - prompt_tokens
+    require(
+        0 <= params.max_tokens <= limits.max_model_len,
+        "sampling.max_tokens",
+        f"{params.max_tokens} is outside [0, {limits.max_model_len}]; 0 means up to the room left",
+    )
+    require(
+        0 <= params.n <= limits.max_n,
+        "sampling.n",
+        f"{params.n} samples is outside [1, {limits.max_n}] (0 is read as 1)",
+    )
+    require(
+        len(params.stop) <= limits.max_stop_strings,
+        "sampling.stop",
+        f"{len(params.stop)} stop strings; at most {limits.max_stop_strings}",
+    )
+    for i, stop in enumerate(params.stop):
+        require(
+            0 < len(stop) <= limits.max_stop_chars,
+            f"sampling.stop[{i}]",
+            f"a stop string must have 1 to {limits.max_stop_chars} characters",
+        )
+    require(
+        0 <= params.logprobs <= limits.max_logprobs,
+        "sampling.logprobs",
+        f"{params.logprobs} is outside [0, {limits.max_logprobs}]",
+    )
+    return Sampling(
+        temperature=params.temperature,
+        top_p=params.top_p or 1.0,
+        # Capped at the room left in the context: such a completion ends with LENGTH.
+        max_tokens=min(params.max_tokens, room) if params.max_tokens else room,
+        stop=tuple(params.stop),
+        include_stop_str_in_output=params.include_stop_str_in_output,
+        seed=params.seed if params.HasField("seed") else None,
+        n=params.n or 1,
+        logprobs=params.logprobs,
+        ignore_eos=params.ignore_eos,
+    )
+
+
+def tokenize(request: generation_pb2.TokenizeRequest, limits: Limits) -> str:
+    require(bool(request.text), "text", "empty; give the text to tokenise")
+    require(
+        len(request.text) <= limits.max_model_len * limits.max_chars_per_token,
+        "text",
+        f"{len(request.text)} characters is far beyond the model's limit of {limits.max_model_len} tokens",
+    )
+    return request.text
+
+
+def chat(request: generation_pb2.RenderChatRequest) -> list[dict[str, str]]:
+    require(len(request.messages) > 0, "messages", "empty; give at least one message")
+    for i, message in enumerate(request.messages):
+        require(bool(message.role), f"messages[{i}].role", "empty; use system, user or assistant")
+    return [{"role": m.role, "content": m.content} for m in request.messages]

@@ -1,0 +1,225 @@
+"""The generation service as its callers use it: a real server process over real vLLM (CPU)
+with the micro model, called over gRPC on loopback. One engine is shared by the session
+(`generation_addr`), so every test here is slow and keeps its calls short.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.channels import channel
+from start.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+
+pytestmark = pytest.mark.slow
+
+MAX_MODEL_LEN = 2048  # what the generation_addr fixture starts the engine with
+PROMPT = "Compute 37 * 43. Let me think step by step."
+
+
+@pytest.fixture(scope="module")
+def chan(generation_addr: str) -> Iterator[grpc.Channel]:
+    with channel(generation_addr) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def stub(chan: grpc.Channel) -> generation_pb2_grpc.GenerationServiceStub:
+    return generation_pb2_grpc.GenerationServiceStub(chan)
+
+
+def request(prompt: str = PROMPT, **sampling: object) -> generation_pb2.GenerateRequest:
+    sampling.setdefault("max_tokens", 24)
+    return generation_pb2.GenerateRequest(prompt=prompt, sampling=common_pb2.SamplingParams(**sampling))
+
+
+def unique_text(words: int) -> str:
+    """Text no other call has sent, so the prefix cache cannot already hold it."""
+    return " ".join(uuid.uuid4().hex[:6] for _ in range(words))
+
+
+def test_health_is_serving_once_the_engine_has_loaded(chan: grpc.Channel, stub) -> None:
+    reply = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    info = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5)
+    assert info.model.endswith("start-micro")
+    assert info.max_model_len == MAX_MODEL_LEN
+    assert info.prefix_caching
+
+
+def test_greedy_generation_is_deterministic_and_reports_usage(stub) -> None:
+    first = stub.Generate(request(logprobs=1), timeout=120)
+    second = stub.Generate(request(logprobs=1), timeout=120)
+    (a,), (b,) = first.completions, second.completions
+    assert a.token_ids == b.token_ids and a.text == b.text
+    assert len(a.token_ids) > 0
+    assert len(a.logprobs) == len(a.token_ids) and all(lp <= 0 for lp in a.logprobs)
+    ids = stub.Tokenize(generation_pb2.TokenizeRequest(text=PROMPT), timeout=30).token_ids
+    assert first.usage.prompt_tokens == len(ids)
+    assert first.usage.completion_tokens == len(a.token_ids)
+
+
+def test_stop_string_ends_the_completion_and_is_reported(stub) -> None:
+    free = stub.Generate(request(max_tokens=40), timeout=120).completions[0].text
+    stripped = free.strip()
+    assert len(stripped) >= 6, f"the model wrote too little to pick a stop string from: {free!r}"
+    stop = stripped[len(stripped) // 2 : len(stripped) // 2 + 2]
+    before = free[: free.find(stop)]
+
+    excluded = stub.Generate(request(max_tokens=40, stop=[stop, "\x00never"]), timeout=120).completions[0]
+    assert excluded.finish_reason == generation_pb2.FINISH_REASON_STOP
+    assert excluded.stop_string == stop
+    assert excluded.text == before
+
+    included = stub.Generate(
+        request(max_tokens=40, stop=[stop], include_stop_str_in_output=True), timeout=120
+    ).completions[0]
+    assert included.stop_string == stop
+    assert included.text == before + stop
+
+
+def test_completion_that_runs_out_of_tokens_ends_with_length(stub) -> None:
+    done = stub.Generate(request(max_tokens=5, ignore_eos=True), timeout=120).completions[0]
+    assert done.finish_reason == generation_pb2.FINISH_REASON_LENGTH
+    assert len(done.token_ids) == 5
+    assert done.stop_string == ""
+
+
+def test_repeated_prefix_is_served_from_the_prefix_cache(stub) -> None:
+    block = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).kv_block_size
+    prefix_len = 2 * block + block // 2  # two whole blocks and a partial one
+    # Text no call has sent before (so nothing is cached yet), cut to an exact token count.
+    tokenize = lambda text: list(stub.Tokenize(generation_pb2.TokenizeRequest(text=text), timeout=30).token_ids)  # noqa: E731
+    prefix = tokenize(unique_text(words=prefix_len))[:prefix_len]
+    assert len(prefix) == prefix_len
+
+    def generate(ids: list[int]) -> generation_pb2.GenerateResponse:
+        sampling = common_pb2.SamplingParams(max_tokens=4)
+        return stub.Generate(generation_pb2.GenerateRequest(prompt_token_ids=ids, sampling=sampling), timeout=120)
+
+    first = generate(prefix + tokenize(" Wait,"))
+    second = generate(prefix + tokenize(" Alternatively,"))
+    assert first.usage.cached_prompt_tokens == 0
+    # The cache reuses whole blocks: the prefix's two full blocks come back, recomputed not.
+    assert second.usage.cached_prompt_tokens == 2 * block
+    assert second.usage.prompt_tokens == len(prefix) + len(tokenize(" Alternatively,"))
+
+
+def test_stream_deltas_concatenate_to_the_final_text(stub) -> None:
+    chunks = list(stub.GenerateStream(request(max_tokens=32), timeout=120))
+    deltas = [c for c in chunks if not c.HasField("usage")]
+    finals = [c.final for c in chunks if c.HasField("final")]
+    assert len(deltas) > 1, "a 32-token completion should arrive in more than one piece"
+    (final,) = finals
+    assert "".join(c.delta_text for c in deltas) == final.text
+    assert [t for c in deltas for t in c.delta_token_ids] == list(final.token_ids)
+    assert chunks[-1].HasField("usage") and chunks[-1].usage.completion_tokens == len(final.token_ids)
+    assert final.text == stub.Generate(request(max_tokens=32), timeout=120).completions[0].text
+
+
+def test_n_samples_with_a_seed_are_reproducible(stub) -> None:
+    sampled = dict(n=4, temperature=1.0, top_p=0.95, max_tokens=16, ignore_eos=True)
+    one = stub.Generate(request(seed=7, **sampled), timeout=120)
+    two = stub.Generate(request(seed=7, **sampled), timeout=120)
+    other = stub.Generate(request(seed=8, **sampled), timeout=120)
+    ids = lambda reply: [tuple(c.token_ids) for c in reply.completions]  # noqa: E731
+    assert len(one.completions) == 4
+    assert ids(one) == ids(two)
+    assert len(set(ids(one))) > 1, "four samples at temperature 1 should not all be the same"
+    assert ids(one) != ids(other)
+    assert one.usage.completion_tokens == 4 * 16
+
+
+def test_token_id_prompt_gives_the_same_completion_as_its_text(stub) -> None:
+    ids = stub.Tokenize(generation_pb2.TokenizeRequest(text=PROMPT), timeout=30).token_ids
+    by_text = stub.Generate(request(PROMPT), timeout=120)
+    by_ids = stub.Generate(
+        generation_pb2.GenerateRequest(prompt_token_ids=ids, sampling=common_pb2.SamplingParams(max_tokens=24)),
+        timeout=120,
+    )
+    assert by_ids.completions[0].token_ids == by_text.completions[0].token_ids
+    assert by_ids.usage.prompt_tokens == by_text.usage.prompt_tokens == len(ids)
+
+
+def test_render_chat_uses_the_models_chat_template(stub) -> None:
+    messages = [generation_pb2.ChatMessage(role="user", content="What is 12*34?")]
+    plain = stub.RenderChat(generation_pb2.RenderChatRequest(messages=messages), timeout=30).text
+    prompted = stub.RenderChat(
+        generation_pb2.RenderChatRequest(messages=messages, add_generation_prompt=True), timeout=30
+    ).text
+    assert "What is 12*34?" in plain and plain != "What is 12*34?"
+    assert prompted.startswith(plain) and len(prompted) > len(plain)
+
+
+def test_prompt_over_the_model_length_is_invalid_argument_naming_the_limit(stub) -> None:
+    long_text = unique_text(words=MAX_MODEL_LEN)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Generate(request(long_text), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(MAX_MODEL_LEN) in err.value.details()
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Generate(generation_pb2.GenerateRequest(prompt_token_ids=[1] * MAX_MODEL_LEN), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(MAX_MODEL_LEN) in err.value.details()
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (generation_pb2.GenerateRequest(), "prompt"),
+        (generation_pb2.GenerateRequest(prompt="x", prompt_token_ids=[1]), "prompt"),
+        (generation_pb2.GenerateRequest(prompt_token_ids=[10_000_000]), "prompt_token_ids"),
+        (request(temperature=-0.5), "sampling.temperature"),
+        (request(top_p=1.5), "sampling.top_p"),
+        (request(n=100_000), "sampling.n"),
+        (request(max_tokens=10_000_000), "sampling.max_tokens"),
+        (request(stop=[f"s{i}" for i in range(17)]), "sampling.stop"),
+        (request(stop=[""]), "sampling.stop[0]"),
+        (request(logprobs=1000), "sampling.logprobs"),
+    ],
+)
+def test_bad_request_is_invalid_argument_naming_the_field(stub, bad, field: str) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Generate(bad, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}:")
+
+
+def long_run() -> generation_pb2.GenerateRequest:
+    """A generation that would decode for many seconds if nothing stopped it."""
+    return request(max_tokens=MAX_MODEL_LEN - 64, ignore_eos=True)
+
+
+def engine_idle_after_follow_up(stub, within_s: float = 2.0) -> bool:
+    """True once a short call has passed through the engine and it reports nothing else running.
+
+    The long run it follows would keep decoding for far longer than `within_s`.
+    """
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        stub.Generate(request(max_tokens=2), timeout=30)
+        info = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5)
+        if info.running_requests == 0 and info.waiting_requests == 0:
+            return True
+    return False
+
+
+def test_cancelled_stream_is_aborted_inside_the_engine(stub) -> None:
+    call = stub.GenerateStream(long_run(), timeout=120)
+    next(call)  # the engine is decoding it now
+    assert stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests >= 1
+    call.cancel()
+    assert engine_idle_after_follow_up(stub), "the cancelled sequence is still decoding in the engine"
+
+
+def test_call_past_its_deadline_is_aborted_inside_the_engine(stub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Generate(long_run(), timeout=1.0)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert engine_idle_after_follow_up(stub), "the timed-out sequence is still decoding in the engine"
