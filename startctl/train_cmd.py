@@ -1,7 +1,120 @@
-"""`startctl train` commands."""
+"""`startctl train`: data conversion, local training, the Job's launch, and Kubernetes submission.
+
+    startctl train demo-episodes --out runs/data/episodes.jsonl   # until real episodes exist
+    startctl train convert runs/data/episodes.jsonl --out runs/data/micro-demo.jsonl
+    startctl train sft --config micro                              # this machine
+    startctl train submit --nodes 4 --gpus-per-node 8 --config start [--dry-run]
+    startctl train launch --config FILE                            # what each Job pod runs
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-app = typer.Typer(help="train commands.", no_args_is_help=True)
+import typer
+from rich.console import Console
+
+from startctl.processes import free_port
+
+app = typer.Typer(help="Train START-0 / START: SFT with DeepSpeed, locally or as a Kubernetes Job.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+CONFIG_HELP = "Training config: a YAML file, or a name in training/configs (micro, start)."
+SET_HELP = "Override a config key: key=value (YAML value)."
+
+
+def _check_config(config: str, overrides: list[str]) -> None:
+    """Fail here, once, with the config's own message, before any process starts."""
+    from training.config import load_config, parse_config_overrides
+
+    try:
+        load_config(config, parse_config_overrides(overrides))
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]bad training config:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def sft(
+    config: str = typer.Option(..., help=CONFIG_HELP),
+    nproc: int = typer.Option(0, help="Trainer processes; 0: one per GPU, or 1 on CPU."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Train on this machine (one node, loopback rendezvous)."""
+    from training.launcher import Rendezvous, launch
+
+    _check_config(config, set_)
+    launch(Rendezvous(nnodes=1, node_rank=0, nproc_per_node=nproc, master_port=free_port()), config, set_)
+
+
+@app.command()
+def launch(
+    config: str = typer.Option(..., help=CONFIG_HELP),
+    nnodes: int | None = typer.Option(None, help="Nodes (else START_TRAIN_NNODES)."),
+    node_rank: int | None = typer.Option(None, help="This node (else JOB_COMPLETION_INDEX)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """One node's share of a multi-node run; rendezvous from the environment (the Job's pods)."""
+    from training.launcher import Rendezvous
+    from training.launcher import launch as run_launch
+
+    _check_config(config, set_)
+    flags = {k: v for k, v in {"nnodes": nnodes, "node_rank": node_rank}.items() if v is not None}
+    run_launch(Rendezvous(**flags), config, set_)
+
+
+@app.command()
+def convert(
+    episodes: Path = typer.Argument(..., exists=True, help="Episode records, one JSON object per line."),
+    out: Path = typer.Option(..., help="Training samples (JSONL) to write."),
+) -> None:
+    """Convert recorded episodes into the training format."""
+    from training.convert import convert_records, read_episode_records
+    from training.data import write_samples
+
+    samples, skipped = convert_records(read_episode_records(episodes))
+    written = write_samples(samples, out)
+    console.print(f"{written} samples written to {out}; {skipped} episodes without model text skipped")
+
+
+@app.command("demo-episodes")
+def demo_episodes(
+    out: Path = typer.Option(..., help="Episode records (JSONL) to write."),
+    count: int = typer.Option(512, min=1),
+    seed: int = 0,
+) -> None:
+    """Write episode records made from the micro model's synthetic traces."""
+    from training.demo_episodes import write_demo_episodes
+
+    console.print(f"{write_demo_episodes(out, count, seed)} episode records written to {out}")
+
+
+@app.command()
+def submit(
+    config: str = typer.Option(..., help=CONFIG_HELP),
+    nodes: int = typer.Option(..., min=1),
+    gpus_per_node: int = typer.Option(..., min=1),
+    name: str = typer.Option("start-sft", help="Job name; the Service and ConfigMap share it."),
+    namespace: str = typer.Option("default"),
+    image: str = typer.Option("start-training:latest", help="Image built from training/Dockerfile."),
+    volume_claim: list[str] = typer.Option([], help="CLAIM:MOUNT_PATH of a PVC for models, data and runs."),
+    master_port: int = typer.Option(29500),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifests as YAML; create nothing."),
+) -> None:
+    """Create the Indexed Job, its headless Service and the config's ConfigMap."""
+    from training.config import resolve_config_path
+    from training.k8s import JobSpec, create, manifests, to_yaml
+
+    _check_config(config, [])
+    spec = JobSpec(
+        name=name, namespace=namespace, image=image, nodes=nodes, gpus_per_node=gpus_per_node,
+        config_yaml=resolve_config_path(config).read_text(), master_port=master_port,
+        volume_claims=[tuple(v.split(":", 1)) for v in volume_claim],
+    )
+    objects = manifests(spec)
+    if dry_run:
+        typer.echo(to_yaml(objects))
+        return
+    create(objects, namespace)
+    console.print(f"created job/{name} ({nodes} x {gpus_per_node} GPUs) in namespace {namespace}")
