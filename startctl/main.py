@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from services.common.settings import load_settings, parse_overrides
-from startctl import bench, local, sandbox_cmd, score_cmd, train_cmd
+from startctl import bench, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
 from startctl.processes import SERVICES
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(score_cmd.app, name="score")
 app.add_typer(bench.app, name="bench")
 app.add_typer(train_cmd.app, name="train")
 local.register(app)
+app.command()(worker_cmd.worker)
 
 
 @app.command()
