@@ -23,7 +23,7 @@ def scoring(start_service) -> scoring_pb2_grpc.ScoringServiceStub:
         {
             "START_SCORING_WORKERS": "2",
             "START_SCORING_PER_ANSWER_TIMEOUT_S": "2",
-            "START_SCORING_MAX_BATCH": "200",
+            "START_SCORING_MAX_BATCH": "400",
             "START_SCORING_MAX_RESPONSE_BYTES": "1500000",
         },
     )
@@ -61,7 +61,7 @@ def test_one_megabyte_response_is_graded(scoring) -> None:
     ("request_", "field"),
     [
         (scoring_pb2.ScoreRequest(), "items"),
-        (scoring_pb2.ScoreRequest(items=[_item(MATH, r"\boxed{1}", "1")] * 201), "items"),
+        (scoring_pb2.ScoreRequest(items=[_item(MATH, r"\boxed{1}", "1")] * 401), "items"),
         (scoring_pb2.ScoreRequest(items=[_item(0, r"\boxed{1}", "1")]), "items[0].task_type"),
         (scoring_pb2.ScoreRequest(items=[_item(MATH, "x" * 1_600_000, "1")]), "items[0].response"),
         (scoring_pb2.ScoreRequest(items=[_item(CHOICE, "Answer: A", "")]), "items[0].reference"),
