@@ -9,7 +9,8 @@ directory with, bind-mounted read-only, only what executions need:
 - the system's shared libraries (the dynamic loader, libc, libm, libz, libffi...);
 - the fork server (`forkserver.py`), run as the container's only process.
 
-Plus /proc, gVisor's own /dev, and an in-memory /scratch for per-execution directories.
+Plus /proc, gVisor's own /dev, an empty read-only /tmp, and an in-memory /scratch for
+per-execution directories (executions get TMPDIR there).
 No host environment variable is passed; the network is `none` (set on the runsc command).
 """
 
@@ -73,6 +74,8 @@ def oci_config(spec: BundleSpec) -> dict:
             "source": "tmpfs",
             "options": ["nosuid", "nodev", "mode=711", f"size={spec.scratch_mb}m"],
         },
+        # gVisor would otherwise give /tmp a writable tmpfs shared by every execution.
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "size=1m"]},
         _bind(prefix / "bin" / PYVER, f"{PY_PREFIX}/bin/{PYVER}"),
         _bind(stdlib, f"{PY_PREFIX}/lib/{PYVER}"),
         # The interpreter's own site-packages may hold anything; an empty tmpfs hides it.
