@@ -73,7 +73,10 @@ def _strip_redundant_parens(text: str) -> str:
     while len(text) >= 2 and (text[0], text[-1]) in {("(", ")"), ("{", "}")}:
         depth = 0
         for index, char in enumerate(text):
-            depth += char in "({[" or -(char in ")}]")
+            if char in "({[":
+                depth += 1
+            elif char in ")}]":
+                depth -= 1
             if depth == 0 and index < len(text) - 1:
                 return text  # the first bracket closes early: `(1)(2)`
             if depth == 1 and char == "," and index > 0:
