@@ -78,6 +78,10 @@ def grade(task_type: str, response: str, reference: str) -> Verdict:
     """Grade one math or multiple-choice item, timing it."""
     started = time.perf_counter()
     grader = grade_math if task_type == MATH else grade_choice
-    verdict = grader(response, reference)
+    try:
+        verdict = grader(response, reference)
+    except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - sympy fails in many ways
+        # An answer the grader cannot evaluate is not confirmed correct; the batch goes on.
+        verdict = Verdict(False, "", f"grader error: {type(exc).__name__}: {str(exc)[:200]}")
     wall_ms = (time.perf_counter() - started) * 1000
     return Verdict(verdict.correct, verdict.extracted, verdict.reason, wall_ms)
