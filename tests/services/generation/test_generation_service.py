@@ -223,3 +223,16 @@ def test_call_past_its_deadline_is_aborted_inside_the_engine(stub) -> None:
         stub.Generate(long_run(), timeout=1.0)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert engine_idle_after_follow_up(stub), "the timed-out sequence is still decoding in the engine"
+
+
+def test_concurrent_calls_share_the_engines_batch(stub) -> None:
+    calls = [stub.GenerateStream(long_run(), timeout=120) for _ in range(4)]
+    try:
+        for call in calls:
+            next(call)  # every one of them is decoding now
+        # One scheduler step runs all four: continuous batching, not a queue of one.
+        assert stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests == 4
+    finally:
+        for call in calls:
+            call.cancel()
+    assert engine_idle_after_follow_up(stub), "a cancelled sequence is still decoding in the engine"
