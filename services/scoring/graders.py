@@ -39,10 +39,16 @@ def _boxed_or_verdict(response: str) -> str | Verdict:
     return boxed
 
 
+# `startctl solve` and open problems have no reference: the answer is still extracted.
+NO_REFERENCE = "no reference: nothing to compare the answer with"
+
+
 def grade_math(response: str, reference: str) -> Verdict:
     boxed = _boxed_or_verdict(response)
     if isinstance(boxed, Verdict):
         return boxed
+    if not reference.strip():
+        return Verdict(False, boxed, NO_REFERENCE)
     correct, reason = math_equal(boxed, reference)
     return Verdict(correct, boxed, reason)
 
@@ -59,6 +65,8 @@ def grade_choice(response: str, reference: str) -> Verdict:
         return Verdict(False, str(exc), f"more than one letter named: {exc}")
     if letter is None:
         return Verdict(False, "", "no answer: no chosen letter found")
+    if not reference.strip():
+        return Verdict(False, letter, NO_REFERENCE)
     expected = _reference_letter(reference)
     return Verdict(letter == expected, letter, "" if letter == expected else "mismatch")
 
@@ -70,6 +78,8 @@ def quick_grade(task_type: str, response: str, reference: str) -> Verdict | None
     boxed = _boxed_or_verdict(response)
     if isinstance(boxed, Verdict):
         return boxed
+    if not reference.strip():
+        return Verdict(False, boxed, NO_REFERENCE)
     quick = quick_math_equal(boxed, reference)[2]
     return None if quick is None else Verdict(quick[0], boxed, quick[1])
 

@@ -41,8 +41,6 @@ def validate_score(request: scoring_pb2.ScoreRequest, max_batch: int, max_respon
         _check_size(item.reference, f"{field}.reference", max_response_bytes)
         if task_type == CODE:
             require(len(item.tests) > 0, f"{field}.tests", "a code item needs at least one test")
-        else:
-            require(bool(item.reference.strip()), f"{field}.reference", f"a {task_type} item needs a reference answer")
         items.append(Item(task_type, item.response, item.reference, list(item.tests)))
     return items
 

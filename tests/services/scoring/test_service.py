@@ -8,6 +8,7 @@ import pytest
 
 from services.common.channels import channel
 from start.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+from startctl.processes import free_port
 from tests.services.scoring.labelled import labelled_cases
 
 MATH = common_pb2.TASK_TYPE_MATH
@@ -64,16 +65,33 @@ def test_one_megabyte_response_is_graded(scoring) -> None:
         (scoring_pb2.ScoreRequest(items=[_item(MATH, r"\boxed{1}", "1")] * 401), "items"),
         (scoring_pb2.ScoreRequest(items=[_item(0, r"\boxed{1}", "1")]), "items[0].task_type"),
         (scoring_pb2.ScoreRequest(items=[_item(MATH, "x" * 1_600_000, "1")]), "items[0].response"),
-        (scoring_pb2.ScoreRequest(items=[_item(CHOICE, "Answer: A", "")]), "items[0].reference"),
         (scoring_pb2.ScoreRequest(items=[_item(common_pb2.TASK_TYPE_CODE, "```python\n```", "")]), "items[0].tests"),
     ],
-    ids=["empty", "over-max", "unknown-type", "oversized", "no-reference", "code-without-tests"],
+    ids=["empty", "over-max", "unknown-type", "oversized", "code-without-tests"],
 )
 def test_bad_request_is_invalid_argument_naming_the_field(scoring, request_, field: str) -> None:
     with pytest.raises(grpc.RpcError) as err:
         scoring.Score(request_, timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(f"{field}:")
+
+
+def test_item_without_reference_still_reports_the_extracted_answer(scoring) -> None:
+    items = [_item(MATH, r"so $\boxed{\frac{3}{4}}$", ""), _item(CHOICE, "Answer: B", "")]
+    reply = scoring.Score(scoring_pb2.ScoreRequest(items=items), timeout=30)
+    assert [(r.correct, r.extracted) for r in reply.results] == [(False, r"\frac{3}{4}"), (False, "B")]
+    assert all(r.reason.startswith("no reference") for r in reply.results)
+
+
+def test_code_item_with_sandbox_down_is_unavailable_naming_the_address(start_service) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    addr = start_service("scoring", {"START_SANDBOX_ADDR": dead, "START_SCORING_WORKERS": "1"})
+    test = common_pb2.TestCase(input="", expected_output="1\n")
+    item = scoring_pb2.ScoreItem(task_type=common_pb2.TASK_TYPE_CODE, response="```python\nprint(1)\n```", tests=[test])
+    with channel(addr) as ch, pytest.raises(grpc.RpcError) as err:
+        scoring_pb2_grpc.ScoringServiceStub(ch).Score(scoring_pb2.ScoreRequest(items=[item]), timeout=60)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert dead in err.value.details()
 
 
 def test_detect_repetition_flags_a_loop(scoring) -> None:
