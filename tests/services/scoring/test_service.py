@@ -13,8 +13,8 @@ from tests.services.scoring.labelled import labelled_cases
 
 MATH = common_pb2.TASK_TYPE_MATH
 CHOICE = common_pb2.TASK_TYPE_MULTIPLE_CHOICE
-# Escapes every cheap guard and makes sympy compute a factorial of a million.
-HANGS_SYMPY = r"$\boxed{(10^{6})!}$"
+# Escapes every cheap guard and makes sympy compute the factorial of ten million.
+HANGS_SYMPY = r"$\boxed{(10^{7})!}$"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def scoring(start_service) -> scoring_pb2_grpc.ScoringServiceStub:
         "scoring",
         {
             "START_SCORING_WORKERS": "2",
-            "START_SCORING_PER_ANSWER_TIMEOUT_S": "2",
+            "START_SCORING_PER_ANSWER_TIMEOUT_S": "5",
             "START_SCORING_MAX_BATCH": "400",
             "START_SCORING_MAX_RESPONSE_BYTES": "1500000",
         },
