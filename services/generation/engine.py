@@ -148,8 +148,9 @@ class Result:
 class EngineState(enum.Enum):
     LOADING = "loading"
     READY = "ready"
-    # The engine process died after it was ready, or it never loaded.
+    # The engine process died after it was ready.
     DEAD = "dead"
+    # The engine never loaded (bad model path, not enough memory...).
     FAILED = "failed"
 
 
