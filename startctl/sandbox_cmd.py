@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from services.common.errors import ServiceError
-from services.sandbox.executor import Execution, Result
+from services.sandbox.executor import Execution, Result, SandboxBroken, Status
 from services.sandbox.server import Settings, build_pool
 from services.sandbox.validate import LimitPolicy
 
@@ -26,7 +26,10 @@ app = typer.Typer(help="Run code in the gVisor sandbox.", no_args_is_help=True)
 
 async def _run_once(settings: Settings, execution: Execution) -> Result:
     pool = build_pool(settings)
-    await pool.start()
+    try:
+        await pool.start()
+    except SandboxBroken as exc:
+        return Result(Status.SANDBOX_ERROR, -1, "", f"sandbox error: {exc}", 0.0)
     try:
         return await pool.execute(execution)
     finally:
@@ -65,5 +68,5 @@ def exec_(
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     typer.echo(f"[{result.status.value}] exit {result.exit_code}, {result.wall_ms:.0f} ms", err=True)
-    if result.status.value != "OK":
+    if result.status != Status.OK:
         raise typer.Exit(1)

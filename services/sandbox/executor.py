@@ -297,17 +297,30 @@ class SandboxPool:
 
     async def start(self) -> None:
         """Boot every sandbox; fails (and cleans up) if any cannot start."""
-        sandboxes = [Sandbox(self.launcher) for _ in range(self.size)]
-        results = await asyncio.gather(
-            *(sandbox.start(self.start_timeout_s) for sandbox in sandboxes), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._boot() for _ in range(self.size)), return_exceptions=True)
+        started = [r for r in results if isinstance(r, Sandbox)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            await asyncio.gather(*(s.close() for s in sandboxes))
+            await asyncio.gather(*(s.close() for s in started))
             raise errors[0]
-        for sandbox in sandboxes:
+        for sandbox in started:
             self._all.add(sandbox)
             self._idle.put_nowait(sandbox)
+
+    async def _boot(self, attempts: int = 3) -> Sandbox:
+        """One started sandbox; runsc occasionally fails a boot on a loaded host, so retry."""
+        for attempt in range(1, attempts):
+            try:
+                return await self._boot_once()
+            except SandboxBroken as exc:
+                log.warning("sandbox boot failed; retrying", attempt=attempt, error=str(exc))
+                await asyncio.sleep(0.2 * attempt)
+        return await self._boot_once()
+
+    async def _boot_once(self) -> Sandbox:
+        sandbox = Sandbox(self.launcher)
+        await sandbox.start(self.start_timeout_s)
+        return sandbox
 
     async def execute(self, execution: Execution) -> Result:
         """Run on the next free sandbox; waits in the bounded queue when all are busy."""
@@ -342,9 +355,8 @@ class SandboxPool:
         await old.close()
         delay = 0.5
         while not self._closed:
-            fresh = Sandbox(self.launcher)
             try:
-                await fresh.start(self.start_timeout_s)
+                fresh = await self._boot()
             except SandboxBroken as exc:
                 log.error("could not start a replacement sandbox; retrying", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)

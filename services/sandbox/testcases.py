@@ -23,7 +23,7 @@ from services.sandbox.executor import Execution, Limits, Result, SandboxPool, St
 
 
 @dataclass(frozen=True)
-class TestCase:
+class Case:
     input: str = ""
     expected_output: str = ""
     fn_name: str = ""
@@ -70,7 +70,7 @@ __start_call()
 '''
 
 
-def call_program(code: str, case: TestCase, marker: str) -> str:
+def call_program(code: str, case: Case, marker: str) -> str:
     """The program plus a harness that calls the function and prints its result as JSON."""
     return code + _CALL_HARNESS.format(args=case.args_json or "[]", fn=case.fn_name, marker=marker)
 
@@ -80,7 +80,7 @@ def _brief(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def judge_stdio(case: TestCase, result: Result) -> tuple[bool, str]:
+def judge_stdio(case: Case, result: Result) -> tuple[bool, str]:
     got, want = normalize_stdout(result.stdout), normalize_stdout(case.expected_output)
     if got == want:
         return True, ""
@@ -90,7 +90,7 @@ def judge_stdio(case: TestCase, result: Result) -> tuple[bool, str]:
     return False, f"wrong answer: expected {len(want)} lines, got {len(got)}"
 
 
-def judge_call(case: TestCase, result: Result, marker: str) -> tuple[bool, str]:
+def judge_call(case: Case, result: Result, marker: str) -> tuple[bool, str]:
     lines = [line for line in result.stdout.splitlines() if line.startswith(marker)]
     if not lines:
         return False, "the function returned no value"
@@ -112,7 +112,7 @@ def failure_reason(result: Result) -> str:
 
 
 async def run_tests(
-    pool: SandboxPool, code: str, cases: list[TestCase], limits: Limits, stop_on_first_failure: bool
+    pool: SandboxPool, code: str, cases: list[Case], limits: Limits, stop_on_first_failure: bool
 ) -> list[CaseVerdict]:
     """Run every case in order (stopping at the first failure if asked); one verdict each."""
     verdicts: list[CaseVerdict] = []

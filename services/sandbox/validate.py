@@ -12,7 +12,7 @@ import math
 
 from services.common.errors import InvalidArgument, require
 from services.sandbox.executor import Execution, Limits
-from services.sandbox.testcases import TestCase
+from services.sandbox.testcases import Case
 from start.v1 import common_pb2, sandbox_pb2
 
 LANGUAGES = ("", "python", "python3")
@@ -91,7 +91,7 @@ def _json_field(text: str, field: str) -> None:
         raise InvalidArgument(field, f"is not valid JSON ({exc})") from exc
 
 
-def test_case(case: common_pb2.TestCase, index: int, policy: LimitPolicy) -> TestCase:
+def test_case(case: common_pb2.TestCase, index: int, policy: LimitPolicy) -> Case:
     prefix = f"tests[{index}]"
     if case.fn_name:
         require(case.fn_name.isidentifier(), f"{prefix}.fn_name", "must be a Python identifier")
@@ -100,10 +100,10 @@ def test_case(case: common_pb2.TestCase, index: int, policy: LimitPolicy) -> Tes
         if case.args_json:
             _json_field(case.args_json, f"{prefix}.args_json")
     policy.stdin(case.input, f"{prefix}.input")
-    return TestCase(case.input, case.expected_output, case.fn_name, case.args_json, case.expected_json)
+    return Case(case.input, case.expected_output, case.fn_name, case.args_json, case.expected_json)
 
 
-def run_tests(request: sandbox_pb2.RunTestsRequest, policy: LimitPolicy) -> tuple[str, list[TestCase], Limits]:
+def run_tests(request: sandbox_pb2.RunTestsRequest, policy: LimitPolicy) -> tuple[str, list[Case], Limits]:
     code = policy.code(request.code)
     require(len(request.tests) > 0, "tests", "at least one test case is required")
     require(
