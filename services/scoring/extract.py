@@ -96,13 +96,26 @@ def choice_letter(response: str) -> str | None:
     return _single_letter(_PAREN_LETTER.findall(text))
 
 
-_FENCE = re.compile(r"```[ \t]*(python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_PYTHON_TAGS = {"python", "py", "python3"}
 
 
 def final_python_block(response: str) -> str | None:
-    """The last fenced python block of the final answer (an untagged fence as a fallback)."""
+    """The last fenced python block of the final answer (an untagged fence as a fallback).
+
+    Fences pair up in order (opening, closing), found with one linear scan: a regex with a
+    lazy body would rescan the text from every unclosed opening fence.
+    """
     text = final_answer(response)
-    blocks = _FENCE.findall(text)
-    tagged = [code for lang, code in blocks if lang]
-    chosen = tagged or [code for _, code in blocks]
+    fences = [match.start() for match in re.finditer("```", text)]
+    tagged, untagged = [], []
+    for open_at, close_at in zip(fences[0::2], fences[1::2], strict=False):
+        header, newline, code = text[open_at + 3 : close_at].partition("\n")
+        if not newline:
+            continue
+        language = header.strip().lower()
+        if language in _PYTHON_TAGS:
+            tagged.append(code)
+        elif not language:
+            untagged.append(code)
+    chosen = tagged or untagged
     return chosen[-1] if chosen else None

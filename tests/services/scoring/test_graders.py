@@ -56,14 +56,14 @@ def test_five_thousand_digit_answer_is_compared_exactly_and_fast() -> None:
     started = time.perf_counter()
     assert math_equal(big, big + ".0") == (True, "")
     assert math_equal(big, big[:-1] + "8")[0] is False
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 5  # microseconds in fact; generous for a loaded machine
 
 
 def test_tower_of_exponents_is_refused_without_evaluation() -> None:
     started = time.perf_counter()
     correct, reason = math_equal("9^{9^{9^{9}}}", "81")
     assert not correct and reason.startswith("too complex")
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 5  # microseconds in fact; generous for a loaded machine
 
 
 def test_malformed_latex_is_not_guessed_into_a_number() -> None:
@@ -77,10 +77,22 @@ def test_one_megabyte_response_is_graded_quickly() -> None:
     started = time.perf_counter()
     assert grade("math", response, "42").correct
     assert grade("multiple_choice", response.replace("42", "B"), "B").correct
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 10  # linear: tens of ms; quadratic would take minutes
 
 
 def test_final_python_block_is_the_last_tagged_block_after_thinking() -> None:
     response = "<think>```python\nprint(1)\n```</think>\n```python\nprint(2)\n```\n```python\nprint(3)\n```"
     assert final_python_block(response) == "print(3)\n"
     assert final_python_block("<think>```python\nprint(1)\n```</think> done") is None
+
+
+def test_many_unclosed_fences_are_scanned_in_linear_time() -> None:
+    response = "```python\nx = 1\n" * 100_000
+    started = time.perf_counter()
+    assert final_python_block(response) == "x = 1\n"
+    assert time.perf_counter() - started < 10  # linear: well under a second
+
+
+def test_output_blocks_are_not_taken_for_code() -> None:
+    response = "```python\nprint(2)\n```\n```output\n2\n```"
+    assert final_python_block(response) == "print(2)\n"
