@@ -15,6 +15,7 @@ import grpc
 from celery import Celery
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from redis.asyncio.client import PubSub
 
 from services.common.channels import aio_channel
 from services.common.episode import new_episode
@@ -88,24 +89,34 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         try:
             # Subscribe before the first read, so no step can slip between the two.
             await events.subscribe(events_channel(request.episode_id))
-            last_step = -1
+            episode = await self._load(request.episode_id)
             while True:
-                episode = await self._load(request.episode_id)
-                if episode.steps != last_step:
-                    last_step = episode.steps
-                    yield episode
+                yield episode
                 if episode.status in TERMINAL:
                     return
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise DeadlineExceeded(
-                        f"episode {request.episode_id} not finished after {timeout_s:.0f} s "
-                        f"(step {episode.steps}); watch again or raise timeout_s"
-                    )
-                # A missed message only delays the next snapshot by the poll interval.
-                await events.get_message(timeout=min(left, 1.0))
+                episode = await self._next_snapshot(events, episode, deadline, timeout_s)
         finally:
             await events.aclose()
+
+    async def _next_snapshot(
+        self, events: PubSub, last: pb.Episode, deadline: float, timeout_s: float
+    ) -> pb.Episode:
+        """The episode as saved by the step after last's, waiting for it until the deadline."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(
+                    f"episode {last.id} not finished after {timeout_s:.0f} s (step {last.steps}); "
+                    "watch again or raise timeout_s"
+                )
+            message = await events.get_message(timeout=min(left, 1.0))
+            if message is not None:
+                snapshot = pb.Episode.FromString(message["data"])
+            else:
+                # Quiet for a second: read the store, in case a message was missed.
+                snapshot = await self._load(last.id)
+            if snapshot.steps > last.steps:
+                return snapshot
 
     async def _load(self, episode_id: str) -> pb.Episode:
         validate_episode_id(episode_id)

@@ -4,8 +4,8 @@ One hash per episode, `start:episode:<id>`, holds the `start.v1.Episode` bytes (
 its step counter (`step`) and the highest step already handed to Celery (`queued`).
 A save is a compare-and-set on the step counter (a Lua script, atomic in Redis): a step
 re-run after a crash, or run twice by two workers, can only be saved once, so re-running
-a step is harmless. Each save publishes the new step number on
-`start:episode:<id>:events`, which `WatchEpisode` listens to. Finished episodes expire
+a step is harmless. Each save publishes the saved episode on
+`start:episode:<id>:events`, so `WatchEpisode` streams every step's snapshot in order. Finished episodes expire
 after a TTL; running ones never do.
 """
 
@@ -31,7 +31,7 @@ local current = redis.call('HGET', KEYS[1], 'step')
 if not current or tonumber(current) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'data', ARGV[3], 'step', ARGV[2])
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
-redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
 return 1
 """
 
