@@ -96,12 +96,20 @@ class SandboxBroken(Exception):
     """The sandbox itself failed (not the program in it); it is retired."""
 
 
+GVISOR_PROC_VERSION = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"
+FIRST_EXECUTION_UID = 60000
+
+
 @dataclass(frozen=True)
 class Launcher:
-    """How to start one sandbox process: under runsc, or (trusted only) on the host."""
+    """How to start one sandbox process: a runsc container, or a fork server process.
+
+    `argv` and `env` take the sandbox's slot in the pool: fork servers that share a kernel
+    need their own execution uid and scratch directory each.
+    """
 
     argv: Callable[[str], list[str]]
-    env: dict[str, str]
+    env: Callable[[int], dict[str, str]]
     cleanup: Callable[[str], list[str]] | None = None
     isolated: bool = True
 
@@ -112,28 +120,67 @@ def gvisor_launcher(runsc: str, state_dir: Path, platform: str, spec: BundleSpec
     bundle = build_bundle(state_dir, spec)
     runsc_root = state_dir / "runsc"
     base = [runsc, "--root", str(runsc_root), "--platform", platform, "--ignore-cgroups"]
+    path = os.environ.get("PATH", "/usr/bin:/bin")
     return Launcher(
         argv=lambda cid: [*base, "--network=none", "run", "--bundle", str(bundle), cid],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        env=lambda slot: {"PATH": path},
         cleanup=lambda cid: [*base, "delete", "--force", cid],
     )
 
 
-def trusted_launcher(state_dir: Path, spec: BundleSpec) -> Launcher:
-    """The fork server as a host process: same protocol and limits, but no gVisor."""
-    scratch = state_dir / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "OPENBLAS_NUM_THREADS": "1",
-        "START_PRELOAD": ",".join(spec.preload),
-        "START_SCRATCH_ROOT": str(scratch),
-    }
-    return Launcher(argv=lambda cid: [sys.executable, str(FORKSERVER)], env=env, isolated=False)
+def process_launcher(state_dir: Path, spec: BundleSpec, unshare_net: bool, isolated: bool) -> Launcher:
+    """Fork servers as child processes of the service, on the kernel the service runs on.
+
+    Inside a gVisor pod that kernel is gVisor's (the pod is the sandbox); in trusted mode
+    it is the host's. Executions keep every per-execution confinement either way.
+    """
+
+    def env(slot: int) -> dict[str, str]:
+        uid = FIRST_EXECUTION_UID + slot
+        scratch = state_dir / "scratch" / str(uid)
+        scratch.mkdir(parents=True, exist_ok=True)
+        return {
+            "PATH": "/usr/bin:/bin",
+            "OPENBLAS_NUM_THREADS": "1",
+            "START_PRELOAD": ",".join(spec.preload),
+            "START_SCRATCH_ROOT": str(scratch),
+            "START_EXECUTION_UID": str(uid),
+            "START_UNSHARE_NET": "1" if unshare_net else "0",
+        }
+
+    return Launcher(argv=lambda cid: [sys.executable, str(FORKSERVER)], env=env, isolated=isolated)
 
 
-def make_launcher(trusted: bool, runsc: str, state_dir: Path, platform: str, spec: BundleSpec) -> Launcher:
-    """gVisor when runsc is there; the host only when the settings say the code is trusted."""
+def running_under_gvisor() -> bool:
+    try:
+        return Path("/proc/version").read_text().startswith(GVISOR_PROC_VERSION)
+    except OSError:
+        return False
+
+
+def make_launcher(
+    isolation: str, trusted: bool, runsc: str, state_dir: Path, platform: str, spec: BundleSpec
+) -> Launcher:
+    """The launcher the settings ask for, refusing any set-up that would not isolate.
+
+    `runsc`: a runsc container per sandbox (locally); `pod`: the service already runs in
+    a gVisor pod (RuntimeClass gvisor), so fork servers run in it directly. Without gVisor
+    either way, only `trusted` lets code run, on the bare kernel.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if isolation == "pod":
+        if not running_under_gvisor() and not trusted:
+            raise FailedPrecondition(
+                "isolation=pod but this process is not running under gVisor: run the pod with "
+                "runtimeClassName gvisor, or set START_SANDBOX_TRUSTED=true for trusted code only."
+            )
+        if os.geteuid() != 0:
+            raise FailedPrecondition(
+                "isolation=pod needs root inside the (gVisor) pod to run each execution as its own "
+                "unprivileged uid in its own network namespace: run the container as uid 0 with "
+                "capabilities SETUID, SETGID, KILL, CHOWN, DAC_OVERRIDE, FOWNER, SYS_ADMIN."
+            )
+        return process_launcher(state_dir, spec, unshare_net=True, isolated=running_under_gvisor())
     found = shutil.which(runsc)
     if found is not None:
         return gvisor_launcher(found, state_dir, platform, spec)
@@ -144,14 +191,15 @@ def make_launcher(trusted: bool, runsc: str, state_dir: Path, platform: str, spe
             "code without isolation."
         )
     log.warning("runsc not found: running TRUSTED code on the host without gVisor")
-    return trusted_launcher(state_dir, spec)
+    return process_launcher(state_dir, spec, unshare_net=False, isolated=False)
 
 
 class Sandbox:
     """One warm sandbox: a container running the fork server, one execution at a time."""
 
-    def __init__(self, launcher: Launcher) -> None:
+    def __init__(self, launcher: Launcher, slot: int) -> None:
         self.launcher = launcher
+        self.slot = slot
         self.cid = f"start-sbx-{uuid.uuid4().hex[:12]}"
         self.proc: asyncio.subprocess.Process | None = None
         self.executions = 0
@@ -165,7 +213,7 @@ class Sandbox:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.launcher.env,
+            env=self.launcher.env(self.slot),
             start_new_session=True,
             limit=1 << 30,
         )
@@ -247,7 +295,7 @@ class Sandbox:
                 *self.launcher.cleanup(self.cid),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-                env=self.launcher.env,
+                env=self.launcher.env(self.slot),
             )
             await cleanup.wait()
 
@@ -297,7 +345,7 @@ class SandboxPool:
 
     async def start(self) -> None:
         """Boot every sandbox; fails (and cleans up) if any cannot start."""
-        results = await asyncio.gather(*(self._boot() for _ in range(self.size)), return_exceptions=True)
+        results = await asyncio.gather(*(self._boot(slot) for slot in range(self.size)), return_exceptions=True)
         started = [r for r in results if isinstance(r, Sandbox)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -307,18 +355,18 @@ class SandboxPool:
             self._all.add(sandbox)
             self._idle.put_nowait(sandbox)
 
-    async def _boot(self, attempts: int = 3) -> Sandbox:
+    async def _boot(self, slot: int, attempts: int = 3) -> Sandbox:
         """One started sandbox; runsc occasionally fails a boot on a loaded host, so retry."""
         for attempt in range(1, attempts):
             try:
-                return await self._boot_once()
+                return await self._boot_once(slot)
             except SandboxBroken as exc:
                 log.warning("sandbox boot failed; retrying", attempt=attempt, error=str(exc))
                 await asyncio.sleep(0.2 * attempt)
-        return await self._boot_once()
+        return await self._boot_once(slot)
 
-    async def _boot_once(self) -> Sandbox:
-        sandbox = Sandbox(self.launcher)
+    async def _boot_once(self, slot: int) -> Sandbox:
+        sandbox = Sandbox(self.launcher, slot)
         await sandbox.start(self.start_timeout_s)
         return sandbox
 
@@ -356,7 +404,7 @@ class SandboxPool:
         delay = 0.5
         while not self._closed:
             try:
-                fresh = await self._boot()
+                fresh = await self._boot(old.slot)
             except SandboxBroken as exc:
                 log.error("could not start a replacement sandbox; retrying", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)

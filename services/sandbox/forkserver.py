@@ -33,9 +33,16 @@ import signal
 import struct
 import sys
 import time
+import traceback
 
-NOBODY = 65534
+# The uid executions run as. Under runsc each sandbox is its own kernel and uses nobody;
+# fork servers sharing one kernel (a gVisor pod, trusted mode) get one uid each, so one
+# server's clean-up never touches another's executions.
+NOBODY = int(os.environ.get("START_EXECUTION_UID", "65534"))
 SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
+# In a pod the network namespace is the pod's: each execution gets an empty one instead.
+UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
+CLONE_NEWNET = 0x40000000
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
 HEADER = struct.Struct(">I")
 
@@ -113,6 +120,12 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
         os.dup2(stdin_fd, 4)
         os.closerange(5, 1 << 16)
         os.chdir(scratch)
+        if UNSHARE_NET:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
         if os.geteuid() == 0:
             os.setgroups([])
             os.setgid(NOBODY)
@@ -168,8 +181,6 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
             print(exc.code, file=sys.stderr)
             code = 1
     except BaseException:  # noqa: BLE001 - reported like the interpreter does
-        import traceback
-
         try:
             # Skip this file's frame: the traceback starts at the program, as with `python`.
             kind, value, trace = sys.exc_info()
@@ -318,6 +329,8 @@ def drain(fd: int) -> None:
 def classify(exit_code: int, stderr: bytes) -> str:
     if exit_code == 0:
         return "OK"
+    if exit_code == 125 and stderr.startswith(b"sandbox: could not confine"):
+        return "SANDBOX_ERROR"
     if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and not stderr.strip():
         # SIGXCPU: the CPU-time rlimit; SIGKILL from the kernel at the hard CPU limit.
         return "TIMEOUT"
@@ -344,6 +357,7 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     preload()
+    sweep()  # a previous server with this uid may have left executions behind
     seq = 1
     zygote = Zygote(seq)
     write_frame(channel_out, {"ready": True, "pid": os.getpid()})

@@ -33,6 +33,10 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="START_SANDBOX_", extra="forbid")
 
     port: int = Field(DEFAULT_PORTS["sandbox"], ge=0, le=65535)
+    isolation: Literal["runsc", "pod"] = Field(
+        "runsc",
+        description="runsc: a gVisor container per sandbox; pod: this pod already runs under gVisor.",
+    )
     trusted: bool = Field(
         False, description="Run without gVisor when runsc is missing. Only for code you trust."
     )
@@ -65,6 +69,7 @@ def build_pool(settings: Settings) -> SandboxPool:
         scratch_mb=settings.scratch_mb,
     )
     launcher = make_launcher(
+        settings.isolation,
         settings.trusted, settings.runsc_path, settings.state_dir, settings.runsc_platform, spec
     )
     return SandboxPool(
