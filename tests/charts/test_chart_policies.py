@@ -4,6 +4,7 @@ isolated, disruptions budgeted, workers autoscaled, Redis persistent, secrets re
 
 from __future__ import annotations
 
+import helm_python as helm
 import pytest
 import yaml
 from chart_objects import (
@@ -28,7 +29,7 @@ def objects(request, default_objects, gpu_objects):
     return {"default": default_objects, "gpu": gpu_objects}[request.param]
 
 
-def test_every_pod_runs_non_root_with_seccomp_and_no_service_account_token(objects) -> None:
+def test_every_pod_defaults_to_non_root_with_seccomp_and_no_service_account_token(objects) -> None:
     for obj in workloads(objects):
         spec = pod_spec(obj)
         name = f"{obj['kind']}/{obj['metadata']['name']}"
@@ -42,14 +43,44 @@ def test_every_container_is_read_only_unprivileged_and_drops_all_capabilities(ob
         for container in containers(obj):
             ctx = container["securityContext"]
             name = f"{obj['metadata']['name']}/{container['name']}"
-            assert ctx["runAsNonRoot"] is True, name
-            assert ctx["allowPrivilegeEscalation"] is False, name
             assert ctx["readOnlyRootFilesystem"] is True, name
             assert ctx["capabilities"]["drop"] == ["ALL"], name
-            assert "add" not in ctx["capabilities"], name
             assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
             # A read-only root still needs a writable /tmp for Python, vLLM and executions.
             assert any(m["mountPath"] == "/tmp" for m in container.get("volumeMounts", [])) or obj["kind"] == "Pod"
+            if name == "start-sandbox/sandbox":
+                continue  # the one exception, asserted on its own below
+            assert ctx["runAsNonRoot"] is True, name
+            assert ctx["allowPrivilegeEscalation"] is False, name
+            assert "add" not in ctx["capabilities"], name
+
+
+def test_only_the_sandbox_is_root_and_only_inside_gvisor_with_the_capabilities_it_needs(objects) -> None:
+    """isolation=pod: root inside the gVisor pod, to give each execution its own uid and
+    empty network namespace (docs/sandbox.md); never on the node's kernel."""
+    deployment = named(objects, "Deployment", "start-sandbox")
+    (container,) = containers(deployment)
+    ctx = container["securityContext"]
+    assert pod_spec(deployment)["runtimeClassName"] == "gvisor"
+    assert env_of(container)["START_SANDBOX_ISOLATION"] == "pod"
+    assert ctx["runAsUser"] == 0
+    assert set(ctx["capabilities"]["add"]) == {
+        "SETUID",
+        "SETGID",
+        "KILL",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "SYS_ADMIN",
+    }
+    assert "privileged" not in ctx
+    root_containers = [
+        f"{w['metadata']['name']}/{c['name']}"
+        for w in workloads(objects)
+        for c in containers(w)
+        if c["securityContext"].get("runAsUser", pod_spec(w)["securityContext"].get("runAsUser")) == 0
+    ]
+    assert root_containers == ["start-sandbox/sandbox"]
 
 
 def test_every_container_requests_and_limits_cpu_and_memory(objects) -> None:
@@ -117,11 +148,13 @@ def test_sandbox_runs_under_gvisor_untrusted_without_api_access(default_objects)
     assert of_kind(default_objects, "RuntimeClass") == []
 
 
-def test_sandbox_stays_untrusted_even_if_extra_env_asks_otherwise(render) -> None:
-    extra = {"sandbox": {"extraEnv": [{"name": "START_SANDBOX_TIMEOUT_S", "value": "5"}]}}
+@pytest.mark.parametrize("setting", ["START_SANDBOX_TRUSTED", "START_SANDBOX_ISOLATION"])
+def test_sandbox_isolation_cannot_be_undone_through_extra_env(render, setting: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=f"may not set {setting}"):
+        render({"sandbox": {"extraEnv": [{"name": setting, "value": "true"}]}})
+    extra = {"sandbox": {"extraEnv": [{"name": "START_SANDBOX_POOL_SIZE", "value": "4"}]}}
     (container,) = containers(named(render(extra), "Deployment", "start-sandbox"))
-    assert env_of(container)["START_SANDBOX_TRUSTED"] == "false"
-    assert env_of(container)["START_SANDBOX_TIMEOUT_S"] == "5"
+    assert env_of(container)["START_SANDBOX_POOL_SIZE"] == "4"
 
 
 def test_chart_creates_the_gvisor_runtime_class_with_runsc_when_asked(render) -> None:

@@ -75,6 +75,27 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/*
+The one exception to non-root: the sandbox container runs with START_SANDBOX_ISOLATION=pod
+as root *inside its gVisor sandbox* (gVisor's user-space kernel, not the node's), so that
+it can run each execution under its own unprivileged uid in its own empty network
+namespace. It keeps a read-only root, seccomp, and only the capabilities that needs
+(SYS_ADMIN for the network namespace). Kubernetes rejects allowPrivilegeEscalation: false
+together with SYS_ADMIN, hence true.
+*/}}
+{{- define "start.sandboxSecurityContext" -}}
+runAsUser: 0
+runAsGroup: 0
+runAsNonRoot: false
+allowPrivilegeEscalation: true
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+  add: [SETUID, SETGID, KILL, CHOWN, DAC_OVERRIDE, FOWNER, SYS_ADMIN]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{/* Pod settings every START pod shares (no API access: nothing here talks to Kubernetes). */}}
 {{- define "start.podCommon" -}}
 automountServiceAccountToken: false
