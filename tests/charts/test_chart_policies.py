@@ -74,6 +74,8 @@ def test_only_the_sandbox_is_root_and_only_inside_gvisor_with_the_capabilities_i
         "SYS_ADMIN",
     }
     assert "privileged" not in ctx
+    # The API server rejects allowPrivilegeEscalation: false together with SYS_ADMIN.
+    assert ctx["allowPrivilegeEscalation"] is True
     root_containers = [
         f"{w['metadata']['name']}/{c['name']}"
         for w in workloads(objects)
