@@ -31,11 +31,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from prometheus_client import Counter, Gauge, Histogram
+
 from services.common.errors import FailedPrecondition, ResourceExhausted
 from services.common.logs import get_logger
 from services.sandbox.bundle import FORKSERVER, BundleSpec, build_bundle
 
 log = get_logger("sandbox")
+
+EXECUTIONS = Counter("start_sandbox_executions_total", "Executions by outcome", ["status"])
+EXECUTION_SECONDS = Histogram(
+    "start_sandbox_execution_seconds",
+    "Wall time of executions inside the sandbox",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+QUEUED = Gauge("start_sandbox_queued", "Executions waiting for a free sandbox")
+SANDBOXES_REPLACED = Counter("start_sandbox_replaced_total", "Sandboxes retired and replaced")
 
 HEADER = struct.Struct(">I")
 TRUNCATION_MARKER = "\n[... output truncated: limit of {limit} bytes reached]\n"
@@ -337,6 +348,7 @@ class SandboxPool:
         self._waiting = 0
         self._all: set[Sandbox] = set()
         self._replacing: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task] = set()
         self._closed = False
 
     @property
@@ -378,22 +390,37 @@ class SandboxPool:
                 f"(max_queue={self.max_queue}); retry later"
             )
         self._waiting += 1
+        QUEUED.inc()
         try:
             sandbox = await self._idle.get()
         finally:
             self._waiting -= 1
+            QUEUED.dec()
+        # Shielded: a caller that gives up (a gRPC deadline, a cancelled call) must not
+        # hand the sandbox back while its program still runs; the execution finishes
+        # (bounded by its own limits) and only then is the sandbox released.
+        run = asyncio.create_task(self._run_and_release(sandbox, execution))
+        self._running.add(run)
+        run.add_done_callback(self._running.discard)
+        return await asyncio.shield(run)
+
+    async def _run_and_release(self, sandbox: Sandbox, execution: Execution) -> Result:
         try:
-            return await sandbox.run(execution)
+            result = await sandbox.run(execution)
         except SandboxBroken as exc:
             log.warning("sandbox broken", cid=sandbox.cid, error=str(exc), stderr=sandbox.stderr_tail())
-            return Result(Status.SANDBOX_ERROR, -1, "", f"sandbox error: {exc}", 0.0)
+            result = Result(Status.SANDBOX_ERROR, -1, "", f"sandbox error: {exc}", 0.0)
         finally:
             if sandbox.broken or sandbox.executions >= self.executions_per_sandbox:
                 self._replace(sandbox)
             else:
                 self._idle.put_nowait(sandbox)
+        EXECUTIONS.labels(result.status.value).inc()
+        EXECUTION_SECONDS.observe(result.wall_ms / 1000)
+        return result
 
     def _replace(self, old: Sandbox) -> None:
+        SANDBOXES_REPLACED.inc()
         task = asyncio.create_task(self._replace_later(old))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
@@ -419,6 +446,7 @@ class SandboxPool:
 
     async def close(self) -> None:
         self._closed = True
+        await asyncio.gather(*self._running, return_exceptions=True)
         for task in list(self._replacing):
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)

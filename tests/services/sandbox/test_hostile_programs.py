@@ -239,3 +239,25 @@ def test_files_left_in_scratch_do_not_reach_the_next_execution(sandbox):
     second = sandbox.run(f"import os\nprint(os.path.exists({left_at!r}), os.listdir('.'))\n")
     assert second["stdout"] == "False []\n"
     sandbox.still_serving()
+
+
+def test_big_files_and_filling_the_scratch_disk_fail_cleanly(sandbox):
+    code = (
+        "try:\n"
+        "    open('big', 'wb').write(b'x' * 17 * 1024 * 1024)\n"
+        "except OSError as exc:\n"
+        "    print('file size', exc.errno)\n"
+        "for i in range(1000):\n"
+        "    try:\n"
+        "        open(f'f{i}', 'wb').write(b'x' * 16_000_000)\n"
+        "    except OSError as exc:\n"
+        "        print('stopped', exc.errno)\n"
+        "        break\n"
+    )
+    result = sandbox.run(code, timeout_s=60)
+    assert result["status"] == "OK", result
+    assert "file size 27" in result["stdout"], "EFBIG: one file is at most max_file_size_mb"
+    assert "stopped 28" in result["stdout"], "ENOSPC: scratch space is bounded"
+    after = sandbox.run("import shutil\nprint(shutil.disk_usage('.').used < 64 * 1024 * 1024)\n")
+    assert after["stdout"] == "True\n"
+    sandbox.still_serving()

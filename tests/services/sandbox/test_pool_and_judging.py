@@ -16,7 +16,7 @@ def test_sandbox_is_replaced_after_its_execution_budget(tmp_path):
     # Each sandbox numbers its executions' scratch directories from 1; a fresh sandbox
     # shows up as the numbering starting again.
     async def cwds() -> list[str]:
-        launcher = make_launcher(False, "runsc", tmp_path, "ptrace", BundleSpec(preload=()))
+        launcher = make_launcher("runsc", False, "runsc", tmp_path, "ptrace", BundleSpec(preload=()))
         pool = SandboxPool(launcher, size=1, max_queue=4, executions_per_sandbox=2)
         await pool.start()
         try:

@@ -213,3 +213,12 @@ def test_trusted_mode_runs_without_runsc(tmp_path):
         assert looping.status == sandbox_pb2.EXECUTION_STATUS_TIMEOUT
     finally:
         proc.stop()
+
+
+@pytest.mark.runsc
+def test_a_caller_giving_up_does_not_mix_its_output_into_the_next_call(grpc_sandbox):
+    with pytest.raises(grpc.RpcError) as failure:
+        execute(grpc_sandbox.addr, timeout=0.5, code="import time\ntime.sleep(2)\nprint('first')\n")
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    reply = execute(grpc_sandbox.addr, code="print('second')")
+    assert (reply.status, reply.stdout) == (OK, "second\n")
