@@ -56,9 +56,11 @@ def last_boxed(text: str) -> str | None:
 
 _LETTER = "A-J"
 # The keyword is matched in any case, the letter only as a capital ("the answer is a bit").
+# Possessive `\s*+`: neighbouring optional parts never trade whitespace back and forth, so
+# "Answer" followed by pages of spaces costs one pass, not a cubic search.
 _ANSWER_LINE = re.compile(
-    rf"(?i:answer|correct\s+(?:option|choice))\s*(?i:is|:)?\s*[:\-]?\s*"
-    rf"(?:\*\*)?\s*(?:\\text\{{)?\(?([{_LETTER}])\)?(?![A-Za-z])"
+    rf"(?i:answer|correct\s++(?:option|choice))\s*+(?i:is)?\s*+[:\-]?\s*+"
+    rf"(?:\*\*)?\s*+(?:\\text\{{)?\(?([{_LETTER}])\)?(?![A-Za-z])"
 )
 _PAREN_LETTER = re.compile(rf"\(([{_LETTER}])\)")
 _LONE_LETTER = re.compile(rf"(?<![A-Za-z\\])([{_LETTER}])(?![A-Za-z])")

@@ -30,16 +30,22 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 MAX_ANSWER_CHARS = 1000  # past this, only plain numbers and exact text matches are graded
 MAX_NESTING = 40
+MAX_RAW_CHARS = 100_000  # past this, not even normalized (unless a plain number)
+_TOO_LONG = f"too complex: answer longer than {MAX_ANSWER_CHARS} characters"
 
 # `\\ ` (a row break then a space) is not the spacing command `\ `.
 _SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\quad|\\qquad|~|\\displaystyle|\\left|\\right|\\limits")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\textdegree")
 _CURRENCY = re.compile(r"\\\$|\$|€|£|\\euro|\\pounds")
 _TEXT = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|textnormal|operatorname)\s*\{([^{}]*)\}")
-_TRAILING_WORDS = re.compile(r"^([-+]?[\d.,]*\d)\s*(?:[A-Za-z]{2,}\.?\s*(?:\^\{?\d\}?)?\s*)+$")
+_LEADING_NUMBER = re.compile(r"[-+]?[\d.,]*\d")
+_UNIT_WORD = re.compile(r"[A-Za-z]{2,}\.?(?:\^\{?\d\}?)?")
+# Words after a number that are mathematics, not units ("5 pi" is not 5).
+_MATH_WORDS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "cot", "sec", "csc", "exp", "frac"}
 _ASSIGNMENT = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?P<value>[^=]+)$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_DECIMAL = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)$")
+# Unambiguous (no two quantifiers competing for the same digits): linear on 5,000 digits.
+_DECIMAL = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _FRACTION = re.compile(r"^(?P<sign>[-+]?)\s*\\frac\s*\{\s*(?P<num>[-+]?\d+)\s*\}\s*\{\s*(?P<den>[-+]?\d+)\s*\}$")
 _SLASH = re.compile(r"^(?P<num>[-+]?\d+)\s*/\s*(?P<den>[-+]?\d+)$")
 _PERCENT = re.compile(r"\\?%$")
@@ -60,29 +66,53 @@ def normalize(answer: str) -> str:
     )
     text = _TEXT.sub(r"\1", text)
     text = text.replace("{,}", "").strip().rstrip(".").strip()
-    words = _TRAILING_WORDS.match(text)
-    if words:
-        text = words.group(1)
+    text = _strip_unit_words(text)
     if _THOUSANDS.match(text):
         text = text.replace(",", "")
     return _strip_redundant_parens(text)
 
 
-def _strip_redundant_parens(text: str) -> str:
-    """`((((7))))` -> `7`: parentheses around the whole answer that hold no tuple."""
-    while len(text) >= 2 and (text[0], text[-1]) in {("(", ")"), ("{", "}")}:
-        depth = 0
-        for index, char in enumerate(text):
-            if char in "({[":
-                depth += 1
-            elif char in ")}]":
-                depth -= 1
-            if depth == 0 and index < len(text) - 1:
-                return text  # the first bracket closes early: `(1)(2)`
-            if depth == 1 and char == "," and index > 0:
-                return text  # a tuple or an interval
-        text = text[1:-1].strip()
+def _strip_unit_words(text: str) -> str:
+    """`12 meters` -> `12`: a number followed only by words (checked word by word, linearly)."""
+    number = _LEADING_NUMBER.match(text)
+    if number is None or number.end() == len(text):
+        return text
+    words = text[number.end() :].split()
+    if words and all(_UNIT_WORD.fullmatch(w) and w.rstrip(".").lower() not in _MATH_WORDS for w in words):
+        return number.group()
     return text
+
+
+_OPENING = {"(": ")", "{": "}"}
+
+
+def _strip_redundant_parens(text: str) -> str:
+    """`((((7))))` -> `7`: bracket pairs around the whole answer that hold no tuple.
+
+    One pass matches the brackets and records at which depths commas sit, so even a
+    hostile answer of 20,000 nested parentheses is stripped in linear time.
+    """
+    partner: dict[int, int] = {}
+    stack: list[int] = []
+    comma_depths: set[int] = set()
+    for index, char in enumerate(text):
+        if char in "([{":
+            stack.append(index)
+        elif char in ")]}" and stack:
+            partner[stack.pop()] = index
+        elif char == ",":
+            comma_depths.add(len(stack))
+    low, high = 0, len(text) - 1
+    # Strip the pair at depth `low` while it encloses everything and no comma sits directly
+    # inside it (`(1,2)` is a tuple or an interval and keeps its brackets).
+    while (
+        low < high
+        and _OPENING.get(text[low]) == text[high]
+        and partner.get(low) == high
+        and (low + 1) not in comma_depths
+    ):
+        low, high = low + 1, high - 1
+    return text[low : high + 1].strip()
 
 
 def exact_number(text: str) -> Fraction | None:
@@ -132,7 +162,7 @@ def malformed(text: str) -> str | None:
 def too_complex(text: str) -> str | None:
     """Why evaluating this answer is refused, or None when it is safe to hand to sympy."""
     if len(text) > MAX_ANSWER_CHARS:
-        return f"too complex: answer longer than {MAX_ANSWER_CHARS} characters"
+        return _TOO_LONG
     if _INTEGER_TOWER.search(text):
         return "too complex: a tower of integer exponents"
     if _HUGE_FACTORIAL.search(text):
@@ -164,6 +194,10 @@ def quick_math_equal(answer: str, reference: str) -> tuple[str, str, tuple[bool,
     Plain string and regex work, microseconds: the scorer runs it in the serving process
     and sends only the rest to the worker pool.
     """
+    if len(answer) > MAX_RAW_CHARS and exact_number(answer.strip()) is None:
+        # Pages of LaTeX: not even normalized. Only the very same text is accepted.
+        same = answer.strip() == reference.strip()
+        return answer, reference, ((True, "") if same else (False, _TOO_LONG))
     pred, gold = normalize(answer), normalize(reference)
     if "=" not in gold and (assignment := _ASSIGNMENT.match(pred)):
         pred = assignment["value"].strip()

@@ -96,3 +96,33 @@ def test_many_unclosed_fences_are_scanned_in_linear_time() -> None:
 def test_output_blocks_are_not_taken_for_code() -> None:
     response = "```python\nprint(2)\n```\n```output\n2\n```"
     assert final_python_block(response) == "print(2)\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "correct"),
+    [
+        ("(" * 20_000 + "7" + ")" * 20_000, "7", True),
+        ("9" * 20_000 + "x", "1", False),
+        ("5 " + "abc" * 2_000 + "1", "5", False),
+        ("x+" * 60_000 + "x", "1", False),
+    ],
+    ids=["20k-nested-parens", "20k-digits-and-a-letter", "long-unit-like-tail", "120k-chars"],
+)
+def test_hostile_answer_shapes_are_graded_in_linear_time(answer: str, reference: str, correct: bool) -> None:
+    # These shapes made the normalizing regexes backtrack (seconds to minutes) before.
+    started = time.perf_counter()
+    assert math_equal(answer, reference)[0] is correct
+    assert time.perf_counter() - started < 5  # milliseconds in fact
+
+
+@pytest.mark.parametrize(
+    "response",
+    ["Answer" + " " * 20_000 + "x", "answer: " * 8_000, "(A" * 30_000, "\\boxed{" * 8_000, "\\boxed" + " " * 30_000],
+    ids=["answer-then-spaces", "many-answer-keywords", "unclosed-letter-parens", "unclosed-boxes", "box-then-spaces"],
+)
+def test_hostile_response_shapes_are_extracted_in_linear_time(response: str) -> None:
+    # "Answer" followed by spaces made the choice regex search cubically before.
+    started = time.perf_counter()
+    assert not grade("multiple_choice", response, "A").correct
+    assert not grade("math", response, "1").correct
+    assert time.perf_counter() - started < 5  # milliseconds in fact
