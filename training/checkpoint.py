@@ -50,10 +50,12 @@ def resume(engine, ckpt_dir: Path) -> int:  # noqa: ANN001 - DeepSpeedEngine
     """Load the newest checkpoint if there is one; the step to continue from (0: fresh)."""
     if not (ckpt_dir / LATEST).is_file():
         return 0
-    path, client = engine.load_checkpoint(str(ckpt_dir), load_optimizer_states=True, load_lr_scheduler_states=True)
+    tag = (ckpt_dir / LATEST).read_text().strip()
+    path, client = engine.load_checkpoint(
+        str(ckpt_dir), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True
+    )
     if path is None:
-        raise RuntimeError(f"checkpoint in {ckpt_dir} could not be loaded")
-    tag = Path(path).name
+        raise RuntimeError(f"checkpoint {ckpt_dir / tag} could not be loaded")
     rng = torch.load(_rng_path(ckpt_dir, tag, dist.get_rank()), weights_only=False)
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])

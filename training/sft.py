@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_with_min_lr_schedule_with_warmup
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, get_cosine_with_min_lr_schedule_with_warmup
 from transformers.integrations import HfDeepSpeedConfig
 
 from training import checkpoint
@@ -68,7 +68,7 @@ def train(cfg: TrainConfig) -> Path:
     deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     lead = rank == 0
-    console = Console(stderr=True, quiet=not lead)
+    console = Console(stderr=True, quiet=not lead, soft_wrap=True)  # log lines stay whole
     seed_everything(cfg.seed)
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
@@ -101,7 +101,8 @@ def train(cfg: TrainConfig) -> Path:
         dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
         attn_implementation=attention_implementation(cfg),
     )
-    save_dtype = getattr(model.config, "dtype", None) or torch.bfloat16
+    # The final model keeps the base model's dtype (bf16 for the micro model), whatever we train in.
+    save_dtype = AutoConfig.from_pretrained(cfg.model).dtype or torch.bfloat16
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -143,6 +144,7 @@ def train(cfg: TrainConfig) -> Path:
                 sum(1 for label in encoded[i].labels[1:] if label != IGNORE_INDEX) for seq in step_seqs for i in seq
             )
             scale = plan.accumulation * world / max(1, global_loss_tokens)
+            lr = scheduler.get_last_lr()[0]  # the rate this step trains with
             loss_sum = torch.zeros((), dtype=torch.float64)
             tokens, sample_lengths = 0, []
             for rows in plan.micro_batches(step, rank):
@@ -159,7 +161,7 @@ def train(cfg: TrainConfig) -> Path:
             seconds = time.perf_counter() - t0
             figures = {
                 "train/loss": totals[0].item() / max(1, global_loss_tokens),
-                "train/lr": scheduler.get_last_lr()[0],
+                "train/lr": lr,
                 "train/tokens_per_s": totals[1].item() / seconds,
                 "train/mfu": mfu(totals[2].item(), seconds, world, peak),
                 "train/grad_norm": float(engine.get_global_grad_norm() or 0.0),
