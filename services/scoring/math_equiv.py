@@ -35,22 +35,23 @@ _TOO_LONG = f"too complex: answer longer than {MAX_ANSWER_CHARS} characters"
 
 # `\\ ` (a row break then a space) is not the spacing command `\ `.
 _SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\quad|\\qquad|~|\\displaystyle|\\left|\\right|\\limits")
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\textdegree")
+_DEGREES = re.compile(r"\^\s*+\{?\s*+\\circ\s*+\}?|°|\\degree|\\textdegree")
 _CURRENCY = re.compile(r"\\\$|\$|€|£|\\euro|\\pounds")
-_TEXT = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|textnormal|operatorname)\s*\{([^{}]*)\}")
+_TEXT = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|textnormal|operatorname)\s*+\{([^{}]*)\}")
 _LEADING_NUMBER = re.compile(r"[-+]?[\d.,]*\d")
 _UNIT_WORD = re.compile(r"[A-Za-z]{2,}\.?(?:\^\{?\d\}?)?")
 # Words after a number that are mathematics, not units ("5 pi" is not 5).
 _MATH_WORDS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "cot", "sec", "csc", "exp", "frac"}
-_ASSIGNMENT = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?P<value>[^=]+)$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*+=\s*+(?P<value>[^=]+)$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-# Unambiguous (no two quantifiers competing for the same digits): linear on 5,000 digits.
+# Patterns here are unambiguous or possessive (`\s*+`): no two quantifiers trade characters
+# back and forth, so every one is linear on hostile input (tests keep those shapes).
 _DECIMAL = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
-_FRACTION = re.compile(r"^(?P<sign>[-+]?)\s*\\frac\s*\{\s*(?P<num>[-+]?\d+)\s*\}\s*\{\s*(?P<den>[-+]?\d+)\s*\}$")
-_SLASH = re.compile(r"^(?P<num>[-+]?\d+)\s*/\s*(?P<den>[-+]?\d+)$")
+_FRACTION = re.compile(r"^(?P<sign>[-+]?)\s*+\\frac\s*+\{\s*+(?P<num>[-+]?\d+)\s*+\}\s*+\{\s*+(?P<den>[-+]?\d+)\s*+\}$")
+_SLASH = re.compile(r"^(?P<num>[-+]?\d+)\s*+/\s*+(?P<den>[-+]?\d+)$")
 _PERCENT = re.compile(r"\\?%$")
-_INTEGER_TOWER = re.compile(r"\^\s*\{?\s*[-+]?\d+\s*\^")
-_HUGE_FACTORIAL = re.compile(r"\d{4,}\s*!")
+_INTEGER_TOWER = re.compile(r"\^\s*+\{?\s*+[-+]?\d++\s*+\^")
+_HUGE_FACTORIAL = re.compile(r"\d{4,}\s*+!")
 
 
 def normalize(answer: str) -> str:
@@ -62,7 +63,7 @@ def normalize(answer: str) -> str:
     text = _CURRENCY.sub("", text)
     # `5\text{ cm}` -> `5`; `\text{5}` -> `5`: a number keeps its value, a unit word goes.
     text = re.sub(
-        r"(?<=[\d}])\s*\\(?:text|textrm|mathrm|mbox)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?\d\}?)?", "", text
+        r"(?<=[\d}])\s*+\\(?:text|textrm|mathrm|mbox)\s*+\{\s*+[A-Za-z][A-Za-z .]*\}(?:\^\{?\d\}?)?", "", text
     )
     text = _TEXT.sub(r"\1", text)
     text = text.replace("{,}", "").strip().rstrip(".").strip()
@@ -144,8 +145,8 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-_DANGLING = re.compile(r"(?:\\over|\\frac|\\sqrt|[-+*/^_=]|\\cdot|\\times)\s*$")
-_EMPTY_ARGUMENT = re.compile(r"\\(?:frac|sqrt|binom)\s*(?:\{[^{}]*\})?\s*\{\s*\}")
+_DANGLING = re.compile(r"(?:\\over|\\frac|\\sqrt|[-+*/^_=]|\\cdot|\\times)\s*+$")
+_EMPTY_ARGUMENT = re.compile(r"\\(?:frac|sqrt|binom)\s*+(?:\{[^{}]*\})?\s*+\{\s*+\}")
 
 
 def malformed(text: str) -> str | None:

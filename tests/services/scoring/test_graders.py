@@ -126,3 +126,11 @@ def test_hostile_response_shapes_are_extracted_in_linear_time(response: str) -> 
     assert not grade("multiple_choice", response, "A").correct
     assert not grade("math", response, "1").correct
     assert time.perf_counter() - started < 5  # milliseconds in fact
+
+
+@pytest.mark.parametrize("answer", ["^" + " " * 20_000 + "%", "^" + " " * 20_000 + "x", "^{" + " " * 20_000 + "="])
+def test_caret_then_pages_of_spaces_is_graded_in_linear_time(answer: str) -> None:
+    # The degree and exponent-tower patterns searched quadratically here before.
+    started = time.perf_counter()
+    assert not math_equal(answer, "1")[0]
+    assert time.perf_counter() - started < 5  # milliseconds in fact
