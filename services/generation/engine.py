@@ -19,17 +19,18 @@ import asyncio
 import enum
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vllm import SamplingParams, TokensPrompt
 from vllm.engine.arg_utils import AsyncEngineArgs
-from vllm.outputs import CompletionOutput, RequestOutput
+from vllm.outputs import RequestOutput
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.common.logs import get_logger
+from services.generation.domain import Completion, Delta, Result, Sampling, Usage
 
 log = get_logger("generation.engine")
 
@@ -61,88 +62,6 @@ class EngineConfig:
             seed=self.seed,
             block_size=self.block_size,
         )
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling settings of one call, already validated (see validate.py)."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    # None: up to the room left in the model's context.
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    include_stop_str_in_output: bool = False
-    seed: int | None = None
-    n: int = 1
-    logprobs: int = 0
-    ignore_eos: bool = False
-
-    def to_vllm(self, kind: RequestOutputKind) -> SamplingParams:
-        return SamplingParams(
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            stop=list(self.stop) or None,
-            include_stop_str_in_output=self.include_stop_str_in_output,
-            seed=self.seed,
-            logprobs=self.logprobs or None,
-            ignore_eos=self.ignore_eos,
-            output_kind=kind,
-        )
-
-
-@dataclass
-class Completion:
-    """One sample: its text and ids, why it ended, and the stop string that ended it."""
-
-    index: int
-    text: str = ""
-    token_ids: list[int] = field(default_factory=list)
-    # "stop" (stop string or end-of-sequence), "length" or "abort".
-    finish_reason: str = ""
-    stop_string: str = ""
-    logprobs: list[float] = field(default_factory=list)
-
-    def extend(self, out: CompletionOutput) -> None:
-        """Append a delta (or, with FINAL_ONLY, the whole output) from vLLM."""
-        self.text += out.text
-        new_ids = list(out.token_ids)
-        self.token_ids.extend(new_ids)
-        if out.logprobs:
-            # vLLM returns the top-k per position plus the sampled token; keep the sampled one.
-            self.logprobs.extend(
-                position[token].logprob for position, token in zip(out.logprobs, new_ids, strict=True)
-            )
-        if out.finish_reason is not None:
-            self.finish_reason = out.finish_reason
-            # stop_reason is the matched stop string, a stop token id, or None.
-            self.stop_string = out.stop_reason if isinstance(out.stop_reason, str) else ""
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    # Prompt tokens whose KV came from the prefix cache instead of a fresh prefill.
-    cached_prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
-class Delta:
-    """A streamed piece of sample `index`; `final` is set on that sample's last delta."""
-
-    index: int
-    text: str
-    token_ids: list[int]
-    final: Completion | None = None
-
-
-@dataclass
-class Result:
-    completions: list[Completion]
-    usage: Usage
 
 
 class EngineState(enum.Enum):
@@ -303,7 +222,7 @@ class GenerationEngine:
         # Ids need no tokenising, so rendering them for the engine is cheap enough for the loop.
         (engine_input,) = llm.renderer.render_cmpl([TokensPrompt(prompt_token_ids=prompt_ids)])
         # vLLM aborts the request in the engine when this generator is closed or cancelled.
-        async for out in llm.generate(engine_input, sampling.to_vllm(kind), request_id):
+        async for out in llm.generate(engine_input, _vllm_params(sampling, kind), request_id):
             yield out
 
 
@@ -311,3 +230,18 @@ def _result(completions: dict[int, Completion], usage: Usage) -> Result:
     ordered = [completions[i] for i in sorted(completions)]
     usage.completion_tokens = sum(len(c.token_ids) for c in ordered)
     return Result(completions=ordered, usage=usage)
+
+
+def _vllm_params(sampling: Sampling, kind: RequestOutputKind) -> SamplingParams:
+    return SamplingParams(
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        stop=list(sampling.stop) or None,
+        include_stop_str_in_output=sampling.include_stop_str_in_output,
+        seed=sampling.seed,
+        logprobs=sampling.logprobs or None,
+        ignore_eos=sampling.ignore_eos,
+        output_kind=kind,
+    )

@@ -28,16 +28,8 @@ from services.common.logs import get_logger
 from services.common.runtime import ServerHandle, serve
 from services.common.settings import ServiceSettings
 from services.generation import validate
-from services.generation.engine import (
-    Completion,
-    EngineConfig,
-    EngineNotReady,
-    EngineState,
-    GenerationEngine,
-    Result,
-    Sampling,
-    Usage,
-)
+from services.generation.domain import Completion, Result, Sampling, Usage
+from services.generation.engine import EngineConfig, EngineNotReady, EngineState, GenerationEngine
 from start.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 log = get_logger("generation")

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from services.common.errors import InvalidArgument, require
-from services.generation.engine import Sampling
+from services.generation.domain import Sampling
 from start.v1 import common_pb2, generation_pb2
 
 
