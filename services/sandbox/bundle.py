@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
@@ -44,7 +44,6 @@ class BundleSpec:
     packages: tuple[str, ...] = ("numpy", "sympy", "mpmath")
     preload: tuple[str, ...] = ("numpy", "sympy")
     scratch_mb: int = 512
-    extra_env: tuple[str, ...] = field(default=())
 
 
 def package_dirs(names: tuple[str, ...]) -> list[Path]:
@@ -99,7 +98,6 @@ def oci_config(spec: BundleSpec) -> dict:
         "OPENBLAS_NUM_THREADS=1",
         "LANG=C.UTF-8",
         f"START_PRELOAD={','.join(spec.preload)}",
-        *spec.extra_env,
     ]
     caps = list(CAPABILITIES)
     return {

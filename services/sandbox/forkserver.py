@@ -1,15 +1,17 @@
 """The executor that runs inside each warm sandbox: a fork server with sympy and numpy loaded.
 
 It is the container's only process (PID 1 under gVisor) and talks to the host over its
-stdin/stdout with length-prefixed JSON frames (`frames.py` on the host side speaks the same).
-It imports the heavy packages once, then for every request forks a child that:
+stdin/stdout with length-prefixed JSON frames (`executor.Sandbox` is the other end).
+It imports the heavy packages once, then forks the child for the next execution ahead of
+time (a fork costs tens of ms under gVisor; paid between executions). That child:
 
 - starts a new session (its own process group), so it and everything it spawns die together;
 - gets a fresh, private scratch directory and an environment with nothing from the caller;
 - gets rlimits (CPU seconds, address space, processes, file size, open files);
 - drops to an unprivileged uid, so it can neither signal this server nor read its memory,
   nor leave anything writable behind outside its scratch directory;
-- runs the code as `__main__` from the clean, pre-imported state of the fork.
+- waits for its request, applies the request's limits and runs the code as `__main__`
+  from the clean, pre-imported state of the fork.
 
 After the child exits (or hits its wall time or output cap) every process of the
 unprivileged uid is killed and reaped and the scratch directory is removed, so nothing
@@ -38,7 +40,7 @@ import traceback
 # The uid executions run as. Under runsc each sandbox is its own kernel and uses nobody;
 # fork servers sharing one kernel (a gVisor pod, trusted mode) get one uid each, so one
 # server's clean-up never touches another's executions.
-NOBODY = int(os.environ.get("START_EXECUTION_UID", "65534"))
+EXECUTION_UID = int(os.environ.get("START_EXECUTION_UID", "65534"))
 SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 # In a pod the network namespace is the pod's: each execution gets an empty one instead.
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
@@ -89,7 +91,7 @@ class Zygote:
         self.scratch = os.path.join(SCRATCH_ROOT, f"run-{seq}")
         os.mkdir(self.scratch, 0o700)
         if os.geteuid() == 0:
-            os.chown(self.scratch, NOBODY, NOBODY)
+            os.chown(self.scratch, EXECUTION_UID, EXECUTION_UID)
         stdin_path = os.path.join(SCRATCH_ROOT, f"stdin-{seq}")
         stdin_fd = os.open(stdin_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.unlink(stdin_path)
@@ -128,8 +130,8 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
                 raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
         if os.geteuid() == 0:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(EXECUTION_UID)
+            os.setuid(EXECUTION_UID)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
@@ -196,14 +198,14 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
     os._exit(code)
 
 
-def sweep(exclude: int = 0) -> bool:
+def sweep() -> bool:
     """Kill and reap every process of the unprivileged uid; True when none is left.
 
     Processes that left the execution's process group (setsid, double fork) are found by
     uid in /proc; rounds repeat until a fork bomb bounded by RLIMIT_NPROC is gone.
     """
     for _ in range(50):
-        found = [pid for pid in survivors() if pid != exclude]
+        found = survivors()
         if not found:
             return True
         for pid in found:
@@ -229,7 +231,7 @@ def survivors() -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == NOBODY:
+                if os.stat(f"/proc/{entry}").st_uid == EXECUTION_UID:
                     found.append(int(entry))
             except FileNotFoundError:
                 continue
@@ -331,10 +333,8 @@ def classify(exit_code: int, stderr: bytes) -> str:
         return "OK"
     if exit_code == 125 and stderr.startswith(b"sandbox: could not confine"):
         return "SANDBOX_ERROR"
-    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and not stderr.strip():
-        # SIGXCPU: the CPU-time rlimit; SIGKILL from the kernel at the hard CPU limit.
-        return "TIMEOUT"
-    if exit_code == -signal.SIGXCPU:
+    # SIGXCPU: the CPU-time rlimit; a silent SIGKILL: the kernel at the hard CPU limit.
+    if exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and not stderr.strip()):
         return "TIMEOUT"
     tail = stderr.rstrip().rsplit(b"\n", 1)[-1]
     if tail.startswith(b"MemoryError") or b"Cannot allocate memory" in tail:

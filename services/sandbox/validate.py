@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 from services.common.errors import InvalidArgument, require
 from services.sandbox.executor import Execution, Limits
 from services.sandbox.testcases import Case
 from start.v1 import common_pb2, sandbox_pb2
+
+if TYPE_CHECKING:
+    from services.sandbox.server import Settings
 
 LANGUAGES = ("", "python", "python3")
 
@@ -21,7 +25,7 @@ LANGUAGES = ("", "python", "python3")
 class LimitPolicy:
     """Defaults and maxima from the service settings."""
 
-    def __init__(self, settings) -> None:  # noqa: ANN001 - services.sandbox.server.Settings
+    def __init__(self, settings: Settings) -> None:
         self.s = settings
 
     def timeout(self, value: float, field: str = "timeout_s") -> float:
