@@ -50,7 +50,6 @@ def test_score_batch_rejects_an_unknown_task_type_with_the_line(tmp_path: Path) 
 @pytest.mark.runsc
 @pytest.mark.slow
 def test_code_cases_are_graded_through_the_sandbox(start_service, tmp_path: Path) -> None:
-    pytest.importorskip("services.sandbox.server", reason="the sandbox service is not in this checkout yet")
     sandbox_addr = start_service("sandbox")
     cases = labelled_cases("code")
     path = tmp_path / "code.jsonl"
