@@ -11,8 +11,10 @@ any anomaly (a crash, a late or malformed answer, processes or files that surviv
 clean-up). Callers beyond the pool's size wait in a bounded queue; beyond that they get
 `ResourceExhausted` at once, so load never piles up without bound.
 
-`trusted` mode runs the same fork server as a plain host process, for machines without
-gVisor where the code is known to be trusted; it must be asked for explicitly.
+Inside a pod that already runs under gVisor (`isolation=pod`, RuntimeClass gvisor) the fork
+servers run as child processes of the service instead, each with its own execution uid,
+scratch directory and per-execution network namespace. `trusted` mode runs them the same
+way on a host without gVisor, for code known to be trusted; it must be asked for.
 """
 
 from __future__ import annotations
