@@ -97,7 +97,8 @@ def grpc_sandbox(start_service, tmp_path_factory) -> Runner:
     return Runner("grpc", state, addr)
 
 
-@pytest.fixture(params=["cli", "grpc"])
+# A CLI run boots a sandbox each time (seconds on a loaded machine): marked slow.
+@pytest.fixture(params=[pytest.param("cli", marks=pytest.mark.slow), "grpc"])
 def sandbox(request, tmp_path_factory) -> Runner:
     if request.param == "grpc":
         return request.getfixturevalue("grpc_sandbox")

@@ -49,6 +49,7 @@ asyncio.run(main())
 
 
 @pytest.mark.runsc
+@pytest.mark.slow
 def test_pod_mode_gives_each_sandbox_its_own_uid_network_and_scratch(tmp_path):
     done = subprocess.run(
         ["runsc", "--root", str(tmp_path), "--network=none", "--ignore-cgroups", "do",
