@@ -24,15 +24,20 @@ CONFIG_HELP = "Training config: a YAML file, or a name in training/configs (micr
 SET_HELP = "Override a config key: key=value (YAML value)."
 
 
-def _check_config(config: str, overrides: list[str]) -> None:
-    """Fail here, once, with the config's own message, before any process starts."""
+def _check_config(config: str, overrides: list[str], local: bool = False) -> None:
+    """Fail here, once, with the config's own message, before any process starts. A local run
+    also checks that its model and data exist (a submitted one finds them on cluster volumes)."""
     from training.config import load_config, parse_config_overrides
 
     try:
-        load_config(config, parse_config_overrides(overrides))
+        cfg = load_config(config, parse_config_overrides(overrides))
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]bad training config:[/red] {exc}")
         raise typer.Exit(2) from exc
+    missing = [p for p in [cfg.model, *cfg.data] if local and not Path(p).exists()]
+    if missing:
+        console.print(f"[red]not found:[/red] {', '.join(missing)} (see docs/training.md for making data)")
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -44,7 +49,7 @@ def sft(
     """Train on this machine (one node, loopback rendezvous)."""
     from training.launcher import Rendezvous, launch
 
-    _check_config(config, set_)
+    _check_config(config, set_, local=True)
     launch(Rendezvous(nnodes=1, node_rank=0, nproc_per_node=nproc, master_port=free_port()), config, set_)
 
 
