@@ -3,7 +3,7 @@
 Pod i of the Indexed Job is node rank i (`JOB_COMPLETION_INDEX`, set by Kubernetes); the
 headless Service gives pod 0 the stable name `<job>-0.<job>` that every pod uses as the
 rendezvous address; the training config travels as a ConfigMap mounted at
-`/etc/start-train/config.yaml`. Every pod runs `startctl train launch`, the same launcher as
+`/etc/start/train/config.yaml`. Every pod runs `startctl train launch`, the same launcher as
 a local run. A re-submitted Job resumes from the newest checkpoint in `output_dir`, which
 therefore lives on shared storage (a ReadWriteMany claim).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 from kubernetes import client
 
-CONFIG_MOUNT = "/etc/start-train"
+CONFIG_MOUNT = "/etc/start/train"  # where the chart mounts it too
 
 
 @dataclass(frozen=True)
