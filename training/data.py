@@ -85,7 +85,8 @@ class Encoded:
 
     @property
     def loss_tokens(self) -> int:
-        return sum(label != IGNORE_INDEX for label in self.labels)
+        """Tokens the loss is taken on: the first token is never a target (nothing precedes it)."""
+        return sum(label != IGNORE_INDEX for label in self.labels[1:])
 
 
 def text_pieces(sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn: str) -> list[tuple[str, bool]]:

@@ -33,7 +33,7 @@ from transformers.integrations import HfDeepSpeedConfig
 
 from training import checkpoint
 from training.config import TrainConfig, load_config, parse_config_overrides
-from training.data import IGNORE_INDEX, encode, read_samples
+from training.data import encode, read_samples
 from training.ds_config import deepspeed_config, resolve_precision
 from training.loss import summed_loss
 from training.metrics import Board, device_peak_tflops, mfu, step_flops
@@ -140,9 +140,7 @@ def train(cfg: TrainConfig) -> Path:
             # without communication; scaling by it makes the gradient the token mean of the
             # global batch (DeepSpeed divides by accumulation steps and by ranks).
             step_seqs = plan.step_sequences(step)
-            global_loss_tokens = sum(
-                sum(1 for label in encoded[i].labels[1:] if label != IGNORE_INDEX) for seq in step_seqs for i in seq
-            )
+            global_loss_tokens = sum(encoded[i].loss_tokens for seq in step_seqs for i in seq)
             scale = plan.accumulation * world / max(1, global_loss_tokens)
             lr = scheduler.get_last_lr()[0]  # the rate this step trains with
             loss_sum = torch.zeros((), dtype=torch.float64)

@@ -59,7 +59,7 @@ def test_packed_and_unpacked_training_give_the_same_loss(model, tokenizer, sampl
     encoded = [encode(s, tokenizer, END, max_len=1024) for s in samples[:6]]
     pad = tokenizer.pad_token_id
     tokens = collate([encoded], pad).loss_tokens
-    assert tokens == collate([[e] for e in encoded], pad).loss_tokens
+    assert tokens == collate([[e] for e in encoded], pad).loss_tokens == sum(e.loss_tokens for e in encoded)
     with torch.no_grad():
         packed = summed_loss(model, collate([encoded], pad)) / tokens
         unpacked = summed_loss(model, collate([[e] for e in encoded], pad)) / tokens
