@@ -163,9 +163,8 @@ def summarize(results: dict[str, list[pb.Episode]]) -> dict[str, dict[str, float
 
 
 def summary_table(summary: dict[str, dict[str, float]]) -> Table:
-    table = Table(title="greedy vs hint-infer")
-    for column in ("arm", "episodes", "accuracy", "failed", "tool used", "tool calls/ep", "hints/ep",
-                   "tokens/ep", "prompt from cache"):
+    table = Table(title="greedy vs hint-infer", caption="cached: share of prompt tokens served from the prefix cache")
+    for column in ("arm", "n", "accuracy", "failed", "tool used", "tools/ep", "hints/ep", "tokens/ep", "cached"):
         table.add_column(column, justify="right")
     for arm, row in summary.items():
         table.add_row(
@@ -185,10 +184,12 @@ def plot_summary(summary: dict[str, dict[str, float]], path: Path) -> None:
 
     arms = list(summary)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    axes[0].bar(arms, [summary[a]["accuracy"] for a in arms], color=["#888", "#a3c"])
-    axes[0].set_ylim(0, 1)
+    bars = axes[0].bar(arms, [summary[a]["accuracy"] for a in arms], color=["#888", "#a3c"])
+    axes[0].bar_label(bars, fmt="{:.0%}")
+    axes[0].set_ylim(0, 1.1)
     axes[0].set_title("accuracy")
-    axes[1].bar(arms, [summary[a]["tool_calls_per_episode"] for a in arms], color=["#888", "#a3c"])
+    bars = axes[1].bar(arms, [summary[a]["tool_calls_per_episode"] for a in arms], color=["#888", "#a3c"])
+    axes[1].bar_label(bars, fmt="{:.2f}")
     axes[1].set_title("tool calls per episode")
     fig.suptitle("START demo on the micro model")
     fig.tight_layout()

@@ -42,7 +42,8 @@ class EngineConfig:
     model: str
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
-    max_model_len: int = 4096
+    # None takes the model's own context length (max_position_embeddings).
+    max_model_len: int | None = None
     dtype: str = "auto"
     enable_prefix_caching: bool = True
     max_num_seqs: int = 64
@@ -157,7 +158,10 @@ class GenerationEngine:
 
     @property
     def max_model_len(self) -> int:
-        return self.config.max_model_len
+        """The context length the engine runs with (the model's own unless configured)."""
+        if self._llm is not None:
+            return self._llm.model_config.max_model_len
+        return self.config.max_model_len or 0
 
     @property
     def vocab_size(self) -> int:

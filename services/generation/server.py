@@ -49,7 +49,9 @@ class Settings(ServiceSettings):
     model: str = Field(..., description="Model directory (Hugging Face layout) to serve.")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine spans (1 on CPU).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU memory fraction for weights + KV.")
-    max_model_len: int = Field(4096, ge=16, le=32768, description="Context length: prompt + completion tokens.")
+    max_model_len: int = Field(
+        0, ge=0, le=32768, description="Context length (prompt + completion tokens); 0 takes the model's own."
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="Weights and activations.")
     enable_prefix_caching: bool = Field(True, description="Reuse the KV of repeated prefixes (hint-infer needs it).")
     max_num_seqs: int = Field(64, ge=1, le=4096, description="Sequences decoded together in one batch, at most.")
@@ -66,7 +68,7 @@ class Settings(ServiceSettings):
             model=self.model,
             tensor_parallel_size=self.tensor_parallel_size,
             gpu_memory_utilization=self.gpu_memory_utilization,
-            max_model_len=self.max_model_len,
+            max_model_len=self.max_model_len or None,
             dtype=self.dtype,
             enable_prefix_caching=self.enable_prefix_caching,
             max_num_seqs=self.max_num_seqs,
