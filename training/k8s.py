@@ -27,6 +27,7 @@ class JobSpec:
     gpus_per_node: int
     config_yaml: str
     master_port: int = 29500
+    max_restarts: int = 3  # restarts from the last checkpoint before the Job fails (as the chart)
     volume_claims: list[tuple[str, str]] = field(default_factory=list)  # (claim, mount path)
     shm_gb: int = 64  # NCCL and the data loader need more /dev/shm than a container's default
 
@@ -76,9 +77,23 @@ def manifests(spec: JobSpec) -> list[client.V1ConfigMap | client.V1Service | cli
         api_version="batch/v1", kind="Job", metadata=meta,
         spec=client.V1JobSpec(
             completion_mode="Indexed", completions=spec.nodes, parallelism=spec.nodes,
-            # One failed pod fails the run (torchrun's static rendezvous cannot take a new
-            # member); re-submitting resumes from the last checkpoint.
-            backoff_limit=0,
+            # When one rank dies, torchrun stops the rest: a restart costs one failed pod per
+            # node. Recreated pods keep their index and resume from the newest checkpoint.
+            backoff_limit=spec.nodes * spec.max_restarts,
+            pod_failure_policy=client.V1PodFailurePolicy(rules=[
+                # Exit 2 is a bad config or command line: retrying cannot help.
+                client.V1PodFailurePolicyRule(
+                    action="FailJob",
+                    on_exit_codes=client.V1PodFailurePolicyOnExitCodesRequirement(
+                        container_name="trainer", operator="In", values=[2]),
+                ),
+                # A drained or preempted node is not the run's fault: retry without counting it.
+                client.V1PodFailurePolicyRule(
+                    action="Ignore",
+                    on_pod_conditions=[client.V1PodFailurePolicyOnPodConditionsPattern(
+                        type="DisruptionTarget", status="True")],
+                ),
+            ]),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(
