@@ -44,5 +44,4 @@ def register(name: str, module: str) -> None:
 
 register("sandbox", "sandbox")
 register("scoring", "scoring")
-register("hint-infer", "hint_infer")
 register("train", "train")
