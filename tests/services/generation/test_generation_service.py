@@ -229,8 +229,10 @@ def test_concurrent_calls_share_the_engines_batch(stub) -> None:
     try:
         for call in calls:
             next(call)  # every one of them is decoding now
-        # One scheduler step runs all four: continuous batching, not a queue of one.
-        assert stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests == 4
+        # One scheduler step runs all four: continuous batching, not a queue of one. (Polled:
+        # the figure is the scheduler's at its last step, and a small model decodes fast.)
+        seen = [stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests for _ in range(20)]
+        assert max(seen) == 4, seen
     finally:
         for call in calls:
             call.cancel()
