@@ -1,0 +1,233 @@
+"""Build the micro model that ships with the embedded default: tokenizer, training, export.
+
+    python -m training.micro.build --out models/start-micro
+
+On 2 CPU cores this takes about ten to fifteen minutes. It trains, from scratch and with fixed
+seeds, a Qwen2-architecture causal LM of a few million parameters on the synthetic
+corpus of `training.micro.corpus`, and writes a directory that both transformers and
+vLLM's CPU build load: config, bf16 safetensors, a byte-level BPE tokenizer with a
+Qwen-style chat template. It also writes the demo and eval problem sets.
+
+Reads top to bottom: settings, tokenizer, data, model, one training loop, export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from training.micro.corpus import (
+    CHAT_TEMPLATE,
+    EOS,
+    IM_END,
+    IM_START,
+    OUTPUT_OPEN,
+    PYTHON_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    Segment,
+    make_corpus,
+)
+from training.micro.problems import make_problems, write_jsonl
+
+# Qwen2's pre-tokenizer split: words keep one leading non-letter, every digit stands
+# alone (so numbers are copied digit by digit), punctuation takes its trailing newlines.
+SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+IGNORE = -100  # label of tokens that carry no loss
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    seed: int = 0
+    train_problems: int = 12_000  # 2,000 per family: near what the smallest family holds
+    traces_per_problem: int = 2  # each drawn with its own trace kind and wording
+    bpe_vocab: int = 1024  # byte-level BPE, before the 4 added tokens
+    # Model: head_dim 64, because vLLM's CPU attention backend refuses 16.
+    hidden_size: int = 256
+    intermediate_size: int = 512
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 2048
+    # Optimisation.
+    steps: int = 2400
+    batch_size: int = 16
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup_fraction: float = 0.03  # the paper's schedule shape: cosine, 3% warmup
+    weight_decay: float = 0.1
+    threads: int = 2
+    log_every: int = 50
+
+
+def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, IM_START, IM_END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    # Single tokens that are not special: they must survive detokenization, so that
+    # stop strings such as "</think>" match the text.
+    tok.add_tokens([AddedToken(t, normalized=False) for t in (THINK_OPEN, THINK_CLOSE, PYTHON_OPEN, OUTPUT_OPEN)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        pad_token=EOS,
+        additional_special_tokens=[IM_START, IM_END],
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=4096,
+    )
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
+    """tokenizer.json plus a tokenizer_config.json that transformers 4 and 5 (and so vLLM)
+    read alike, with the chat template inside it rather than in a separate file."""
+    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": EOS,
+        "pad_token": EOS,
+        "additional_special_tokens": [IM_START, IM_END],
+        "model_max_length": tokenizer.model_max_length,
+        "clean_up_tokenization_spaces": False,
+        "chat_template": CHAT_TEMPLATE,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def encode_trace(tokenizer: PreTrainedTokenizerFast, trace: list[Segment]) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one trace. The whole text is tokenized at once, as the
+    platform re-tokenizes it at every step; a token carries loss when it starts in a
+    trained segment."""
+    text, trained = "", []
+    for seg in trace:
+        trained.extend([seg.trained] * len(seg.text))
+        text += seg.text
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    labels = [t if trained[start] else IGNORE for t, (start, _) in zip(enc.input_ids, enc.offset_mapping, strict=True)]
+    return enc.input_ids, labels
+
+
+def batches(data: list[tuple[list[int], list[int]]], cfg: BuildConfig, pad_id: int):
+    """Endless batches of traces of similar length (little padding), in random order."""
+    rng = random.Random(cfg.seed)
+    by_length = sorted(data, key=lambda pair: len(pair[0]))
+    groups = [by_length[i : i + cfg.batch_size] for i in range(0, len(data) - cfg.batch_size + 1, cfg.batch_size)]
+    while True:
+        rng.shuffle(groups)
+        for group in groups:
+            width = max(len(ids) for ids, _ in group)
+            ids = torch.full((len(group), width), pad_id)
+            labels = torch.full((len(group), width), IGNORE)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            for row, (x, y) in enumerate(group):
+                ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+            yield ids, labels, mask
+
+
+def lr_at(step: int, cfg: BuildConfig) -> float:
+    warmup = max(1, int(cfg.warmup_fraction * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def build(out: Path, data_dir: Path, cfg: BuildConfig) -> None:
+    started = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+
+    test = make_problems(80, seed=cfg.seed, split="test")
+    write_jsonl(test[:64], data_dir / "eval.jsonl")
+    write_jsonl(test[64:], data_dir / "demo.jsonl")
+
+    train = make_problems(cfg.train_problems, seed=cfg.seed, split="train")
+    corpus = make_corpus(train * cfg.traces_per_problem, seed=cfg.seed)
+    tokenizer = build_tokenizer(["".join(s.text for s in trace) for trace in corpus[:4000]], cfg.bpe_vocab)
+    data = [encode_trace(tokenizer, trace) for trace in corpus]
+    n_tokens = sum(len(ids) for ids, _ in data)
+    print(f"tokenizer: {len(tokenizer)} tokens; corpus: {len(data)} traces, {n_tokens} tokens")
+
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    eos = tokenizer.convert_tokens_to_ids(EOS)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=im_end,
+        pad_token_id=eos,
+    )
+    model = Qwen2ForCausalLM(config)
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+    model.train()
+    stream = batches(data, cfg, pad_id=eos)
+    for step in range(cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        ids, labels, mask = next(stream)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            elapsed = time.monotonic() - started
+            print(f"step {step:5d}  loss {loss.item():.4f}  lr {lr_at(step, cfg):.2e}  {elapsed:.0f}s")
+
+    model.eval()
+    model.to(torch.bfloat16).save_pretrained(out)
+    GenerationConfig(eos_token_id=[im_end, eos], pad_token_id=eos, do_sample=False).save_pretrained(out)
+    save_tokenizer(tokenizer, out)
+    print(f"saved {out} in {time.monotonic() - started:.0f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("models/start-micro"))
+    parser.add_argument("--data", type=Path, default=Path("data/micro"), help="where demo/eval jsonl go")
+    parser.add_argument("--steps", type=int, default=BuildConfig.steps)
+    parser.add_argument("--threads", type=int, default=BuildConfig.threads)
+    args = parser.parse_args()
+    build(args.out, args.data, BuildConfig(steps=args.steps, threads=args.threads))
+
+
+if __name__ == "__main__":
+    main()
