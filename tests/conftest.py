@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,7 @@ from startctl.processes import (
     wait_ready,
     wait_redis,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-MICRO_MODEL = ROOT / "models" / "start-micro"
+from startctl.stack import MICRO_MODEL
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

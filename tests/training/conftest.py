@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
 
+from startctl.stack import MICRO_MODEL
 from training.convert import convert_records
 from training.data import Sample, write_samples
 from training.demo_episodes import demo_episodes
-
-MICRO_MODEL = Path(__file__).resolve().parents[2] / "models" / "start-micro"
 
 
 def _tiny_qwen2(out: Path) -> Path:

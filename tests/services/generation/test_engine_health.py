@@ -20,10 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.channels import channel
 from start.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 from startctl.processes import LocalProcess, free_port, service_process, wait_ready
+from startctl.stack import MICRO_MODEL
 
 pytestmark = pytest.mark.slow
 
-MICRO_MODEL = Path(__file__).resolve().parents[3] / "models" / "start-micro"
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
