@@ -26,7 +26,23 @@ from training.data import IGNORE_INDEX, Encoded
 def best_fit_decreasing(lengths: list[int], capacity: int, rng: random.Random) -> list[list[int]]:
     """Indices of samples grouped into bins of at most `capacity` tokens, bins in random order.
 
-    Longest first, each into the fullest bin it still fits (O(n log bins)); ties between
+    As few bins as best-fit-decreasing finds, then as evenly filled as that many bins allow:
+    rows are padded to the longest row of their batch, so a half-empty last bin would cost
+    padding in every batch it lands in, while even bins cost almost none."""
+    bins = _best_fit(lengths, capacity, rng)
+    target = -(-sum(lengths) // len(bins)) if bins else capacity
+    while target < capacity:
+        even = _best_fit(lengths, max(target, max(lengths)), rng)
+        if len(even) <= len(bins):
+            bins = even
+            break
+        target += max(1, target // 200)
+    rng.shuffle(bins)
+    return bins
+
+
+def _best_fit(lengths: list[int], capacity: int, rng: random.Random) -> list[list[int]]:
+    """Longest first, each into the fullest bin it still fits (O(n log bins)); ties between
     equal lengths fall in a seeded random order so that epochs differ."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -43,7 +59,6 @@ def best_fit_decreasing(lengths: list[int], capacity: int, rng: random.Random) -
             bins[b].append(i)
             room -= lengths[i]
         bisect.insort(free, (room, b))
-    rng.shuffle(bins)
     return bins
 
 
@@ -100,11 +115,13 @@ def make_plan(
     return Plan(sequences, global_batch, micro_batch, world_size)
 
 
-def packing_efficiency(lengths: list[int], sequences: list[list[int]], pack_len: int) -> float:
-    """Real tokens over the room of the packed sequences (1.0: no padding at all)."""
+def packing_efficiency(lengths: list[int], sequences: list[list[int]]) -> float:
+    """Real tokens over the tokens computed when every row is padded to the longest packed
+    sequence (the worst batch `collate` can form; 1.0: no padding at all)."""
     if not sequences:
         return 0.0
-    return sum(lengths[i] for seq in sequences for i in seq) / (len(sequences) * pack_len)
+    fills = [sum(lengths[i] for i in seq) for seq in sequences]
+    return sum(fills) / (len(fills) * max(fills))
 
 
 @dataclass(frozen=True)

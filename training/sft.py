@@ -84,7 +84,7 @@ def train(cfg: TrainConfig) -> Path:
     )
     if plan.steps == 0:
         raise ValueError(f"{len(plan.sequences)} sequences make no step of global batch {cfg.global_batch}")
-    efficiency = packing_efficiency(lengths, plan.sequences, cfg.pack_len if cfg.packing else max(lengths))
+    efficiency = packing_efficiency(lengths, plan.sequences)
     console.print(
         f"data: {len(encoded)} samples, {sum(lengths)} tokens, {len(plan.sequences)} sequences over "
         f"{cfg.epochs} epochs, packing efficiency {efficiency:.1%}; global batch {cfg.global_batch} = micro "

@@ -94,7 +94,7 @@ def run(console: Console) -> dict:
     samples, skipped = convert_records(records)
     tokenizer = AutoTokenizer.from_pretrained(model)
     lengths = [len(encode(s, tokenizer, cfg.end_of_turn, cfg.max_seq_len)) for s in samples]
-    packed = packing_efficiency(lengths, best_fit_decreasing(lengths, cfg.pack_len, random.Random(0)), cfg.pack_len)
+    packed = packing_efficiency(lengths, best_fit_decreasing(lengths, cfg.pack_len, random.Random(0)))
     padded = padded_efficiency(lengths, rows=8, seed=0)
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:

@@ -109,4 +109,4 @@ def test_packing_fills_at_least_95_percent_of_the_packed_length_on_episode_data(
     samples, _ = convert_records(demo_episodes(400, seed=1))
     lengths = [len(encode(s, tokenizer, END, max_len=2048)) for s in samples]
     bins = best_fit_decreasing(lengths, 2048, random.Random(0))
-    assert packing_efficiency(lengths, bins, 2048) >= 0.95
+    assert packing_efficiency(lengths, bins) >= 0.95
