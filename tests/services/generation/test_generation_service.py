@@ -212,7 +212,10 @@ def engine_idle_after_follow_up(stub, within_s: float = 2.0) -> bool:
 def test_cancelled_stream_is_aborted_inside_the_engine(stub) -> None:
     call = stub.GenerateStream(long_run(), timeout=120)
     next(call)  # the engine is decoding it now
-    assert stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests >= 1
+    # Polled: the figure is the scheduler's at its last reported step, which can trail
+    # the first streamed chunk.
+    seen = [stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5).running_requests for _ in range(20)]
+    assert max(seen) >= 1, seen
     call.cancel()
     assert engine_idle_after_follow_up(stub), "the cancelled sequence is still decoding in the engine"
 
