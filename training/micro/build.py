@@ -54,14 +54,17 @@ class BuildConfig:
     train_problems: int = 12_000  # 2,000 per family: near what the smallest family holds
     traces_per_problem: int = 2  # each drawn with its own trace kind and wording
     bpe_vocab: int = 1024  # byte-level BPE, before the 4 added tokens
-    # Model: head_dim 64, because vLLM's CPU attention backend refuses 16.
+    # Model: head_dim 64, because vLLM's CPU attention backend refuses 16. What the model
+    # must learn is to copy numbers digit by digit (question -> code, output -> answer);
+    # within ten CPU minutes twice the steps of a 2-layer model beat a 4-layer one, and
+    # every head gets its own keys (no grouped-query sharing).
     hidden_size: int = 256
     intermediate_size: int = 512
     num_layers: int = 2
     num_heads: int = 4
-    num_kv_heads: int = 2
+    num_kv_heads: int = 4
     max_positions: int = 2048
-    # Optimisation.
+    # Optimisation: about 0.2 s a step on 2 idle cores.
     steps: int = 2400
     batch_size: int = 16
     lr: float = 2e-3

@@ -129,7 +129,7 @@ def _magnitude(value: int) -> str:
 
 
 def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
-    """(opening paragraph, reflection paragraph, sentence with the guess) in words."""
+    """(opening paragraph, reflection paragraph, how the guess was reached) in words."""
     a = problem.args
     match problem.kind:
         case "multiply":
@@ -145,7 +145,7 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, rounding changes the last digits, so the exact product is a bit different.",
                 "Alternatively, I can split the second factor into hundreds and units and add the partial products.",
             )
-            guess_line = "Doing the partial products in my head, I get {}."
+            guess_intro = "Doing the partial products in my head"
         case "powmod":
             opening = rng.choice(
                 [
@@ -159,7 +159,7 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, there are many squarings left, and each one is easy to get wrong.",
                 "Alternatively, I could look for a cycle in the powers, but it may be long.",
             )
-            guess_line = "Continuing the squarings, the remainder comes out as {}."
+            guess_intro = "Continuing the squarings"
         case "primes":
             est = round(a[0] / math.log(a[0]))
             opening = rng.choice(
@@ -174,7 +174,7 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, that estimate is usually too low for small numbers, so I adjust it upward.",
                 "Alternatively, I could sieve, but there are too many numbers to do it by hand.",
             )
-            guess_line = "That gives about {} primes."
+            guess_intro = "Adjusting the estimate"
         case "digitsum":
             digits = len(str(2 ** a[0]))
             opening = rng.choice(
@@ -189,7 +189,7 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, the digits are not exactly uniform, so the true sum can differ a lot.",
                 "Alternatively, I could double step by step, but that is many long additions.",
             )
-            guess_line = "My best estimate for the digit sum is {}."
+            guess_intro = "Estimating digit by digit"
         case "gcd":
             opening = rng.choice(
                 [
@@ -203,7 +203,7 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, the next steps need long divisions that are easy to get wrong.",
                 "Alternatively, I could factor both numbers, but they are large.",
             )
-            guess_line = "Finishing the steps, I get {}."
+            guess_intro = "Finishing the steps"
         case "rangesum":
             n = a[1] - a[0] + 1
             opening = rng.choice(
@@ -218,10 +218,29 @@ def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
                 "Wait, multiplying these large numbers exactly is error prone.",
                 "Alternatively, I could pair the first and last terms, but the count is large.",
             )
-            guess_line = "Working it out, I get {}."
+            guess_intro = "Working it out"
         case _:
             raise ValueError(f"unknown problem kind {problem.kind!r}")
-    return opening, reflection, guess_line
+    return opening, reflection, guess_intro
+
+
+def restate(problem: Problem) -> str:
+    """The question in a few words, as the model restates it next to an answer."""
+    a = problem.args
+    match problem.kind:
+        case "multiply":
+            return f"{a[0]} * {a[1]}"
+        case "powmod":
+            return f"{a[0]}^{a[1]} mod {a[2]}"
+        case "primes":
+            return f"the number of primes below {a[0]}"
+        case "digitsum":
+            return f"the digit sum of 2^{a[0]}"
+        case "gcd":
+            return f"gcd({a[0]}, {a[1]})"
+        case "rangesum":
+            return f"the sum from {a[0]} to {a[1]}"
+    raise ValueError(f"unknown problem kind {problem.kind!r}")
 
 
 def _final(value: int | str) -> str:
@@ -240,37 +259,36 @@ def _tool_use(problem: Problem, rng: random.Random) -> list[Segment]:
 def make_trace(problem: Problem, rng: random.Random) -> list[Segment]:
     """One training sequence: prompt, then either a no-tool guess or a hint-following episode.
 
-    Kinds of trace (fractions): 35% no tool, the wrong guess is the answer; 40% hint at
+    Kinds of trace (fractions): 30% no tool, the wrong guess is the answer; 45% hint at
     the reflection word; 15% hint where the model would close its thinking, after its
     guess; 10% hint at the reflection word, then a second hint at the end of thinking.
     """
-    opening, reflection, guess_line = _reasoning(problem, rng)
-    guess = _wrong_guess(problem, rng)
-    answer = problem.reference
+    opening, reflection, guess_intro = _reasoning(problem, rng)
+    guess, answer, what = _wrong_guess(problem, rng), problem.reference, restate(problem)
     prompt = Segment(chat_prompt(problem.question), False)
-    thought = f"{opening}\n\n{reflection} {guess_line.format(guess)}"
+    thought = f"{opening}\n\n{reflection} {guess_intro}, I find that {what} is {guess}."
     r = rng.random()
-    if r < 0.35:
+    if r < 0.3:
         return [prompt, Segment(thought + _final(guess), True)]
-    if r < 0.5:
+    if r < 0.45:
         return [
             prompt,
             Segment(thought + "\n", True),
             *_tool_use(problem, rng),
-            Segment(f"The code prints {answer}, so my estimate was wrong." + _final(answer), True),
+            Segment(f"The code prints {answer}, so my estimate was wrong: {what} is {answer}." + _final(answer), True),
         ]
     segments = [
         prompt,
         Segment(f"{opening}\n\n", True),
         *_tool_use(problem, rng),
-        Segment(f"The code prints {answer}, which is the answer.", True),
+        Segment(f"The code prints {answer}, so {what} is {answer}.", True),
     ]
     if r < 0.9:
         return segments + [Segment(_final(answer), True)]
     return segments + [
         Segment("\n", True),
         *_tool_use(problem, rng),
-        Segment(f"The code prints {answer} again, which confirms it." + _final(answer), True),
+        Segment(f"The code prints {answer} again, which confirms that {what} is {answer}." + _final(answer), True),
     ]
 
 

@@ -1,13 +1,13 @@
 """Check that the micro model shows START's effect: hint-infer beats greedy decoding.
 
     python -m training.micro.evaluate --model models/start-micro --problems data/micro/eval.jsonl
-    python -m training.micro.evaluate --model models/start-micro --vllm   # does vLLM's CPU build load it?
+    python -m training.micro.evaluate --engine vllm --problems data/micro/demo.jsonl
 
-A development tool, not the platform: it replays hint-infer with plain transformers
-generation on trusted synthetic problems and runs the model's code with a bare
-`subprocess` (the platform uses its gVisor sandbox). The text it appends is exactly
-what the model was trained on (`training.micro.corpus`), so it is also the reference
-for what the orchestrator must append.
+A development tool, not the platform: it replays hint-infer on trusted synthetic
+problems, with plain transformers generation or with vLLM's CPU build (the platform's
+engine, bf16), and runs the model's code with a bare `subprocess` (the platform uses its
+gVisor sandbox). What it appends is exactly what the model was trained on
+(`training.micro.corpus`), so it is also the reference for what the orchestrator appends.
 """
 
 from __future__ import annotations
@@ -17,29 +17,27 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 from training.micro.corpus import FENCE, HINTS, THINK_CLOSE, chat_prompt, output_block
 
 REFLECTION_STOP = "Wait"
 MAX_NEW_TOKENS = 400
 
+# Greedy continuation of a text up to a stop string: (new text without the stop string,
+# the stop string hit, or None at end of sequence or length), as vLLM reports it.
+Generate = Callable[[str, list[str]], tuple[str, str | None]]
+
 
 class _StopOnText(StoppingCriteria):
     """Stops once the generated text (not the prompt) contains one of the stop strings."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_len: int, stops: list[str]) -> None:
+    def __init__(self, tokenizer, prompt_len: int, stops: list[str]) -> None:
         self.tokenizer, self.prompt_len, self.stops = tokenizer, prompt_len, stops
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
@@ -47,27 +45,51 @@ class _StopOnText(StoppingCriteria):
         return torch.tensor([any(s in text for s in self.stops)])
 
 
-def continue_text(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, stops: list[str]
-) -> tuple[str, str | None]:
-    """Greedy continuation of `text`, cut before the first stop string: (new text, stop hit).
+def transformers_engine(model_dir: Path) -> Generate:
+    # bf16, as vLLM's CPU build runs the model on the platform.
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
 
-    Like vLLM, the stop string is left out of the returned text; end of sequence gives None.
-    """
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=MAX_NEW_TOKENS,
-        do_sample=False,
-        stopping_criteria=StoppingCriteriaList([_StopOnText(tokenizer, ids.shape[1], stops)]),
+    def generate(text: str, stops: list[str]) -> tuple[str, str | None]:
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=MAX_NEW_TOKENS,
+            do_sample=False,
+            stopping_criteria=StoppingCriteriaList([_StopOnText(tokenizer, ids.shape[1], stops)]),
+        )
+        new = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        hits = [(new.index(s), s) for s in stops if s in new]
+        if not hits:
+            return new, None
+        cut, stop = min(hits)
+        return new[:cut], stop
+
+    return generate
+
+
+def vllm_engine(model_dir: Path) -> Generate:
+    """vLLM's CPU build, as the platform's generation service runs it. Call it under
+    `if __name__ == "__main__":`: the engine starts a process of its own."""
+    from vllm import LLM, SamplingParams
+
+    # An explicit KV cache size: by default vLLM's CPU backend reserves 92% of the memory
+    # node and refuses to start when other processes hold part of it.
+    llm = LLM(
+        model=str(model_dir),
+        dtype="bfloat16",
+        max_model_len=2048,
+        enable_prefix_caching=True,
+        kv_cache_memory_bytes=512 * 2**20,
     )
-    new = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    hits = [(new.index(s), s) for s in stops if s in new]
-    if not hits:
-        return new, None
-    cut, stop = min(hits)
-    return new[:cut], stop
+
+    def generate(text: str, stops: list[str]) -> tuple[str, str | None]:
+        params = SamplingParams(temperature=0, max_tokens=MAX_NEW_TOKENS, stop=stops)
+        out = llm.generate([text], params, use_tqdm=False)[0].outputs[0]
+        return out.text, out.stop_reason if isinstance(out.stop_reason, str) else None
+
+    return generate
 
 
 def run_python(code: str) -> str:
@@ -84,94 +106,73 @@ def last_boxed(text: str) -> str | None:
     return found[-1].strip() if found else None
 
 
+def greedy(generate: Generate, question: str) -> str:
+    return generate(chat_prompt(question), [])[0]
+
+
+def hint_infer(generate: Generate, question: str, hint: str) -> tuple[str, list[str | None]]:
+    """One hint and one tool call, as the platform does them: stop at the first reflection
+    word or end of thinking and put the hint there instead; let the model write code up to
+    the closing fence; run it; append its output; let the model finish.
+    Returns the response and the stop strings the engine reported, call by call."""
+    prompt = chat_prompt(question)
+    response, stop = generate(prompt, [REFLECTION_STOP, THINK_CLOSE])
+    stops = [stop]
+    if stop is None:  # finished without reflecting or closing its thinking: nothing to hint
+        return response, stops
+    response += hint
+    code, stop = generate(prompt + response, [FENCE])
+    response += code + FENCE
+    stops.append(stop)
+    if stop is None:  # never closed its block: nothing to run
+        return response, stops
+    response += output_block(run_python(code))
+    rest, stop = generate(prompt + response, [])
+    return response + rest, [*stops, stop]
+
+
 @dataclass
 class Result:
     id: str
     reference: str
     greedy: str
     hint_infer: str
+    stops: list[str | None]
     greedy_correct: bool
     hint_correct: bool
 
 
-def greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str) -> str:
-    response, _ = continue_text(model, tokenizer, chat_prompt(question), [])
-    return response
-
-
-def hint_infer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, hint: str) -> str:
-    """One hint, one tool call: stop at the first reflection word or end of thinking,
-    put the hint there, let the model write code up to the closing fence, run it, append
-    its output and let the model finish."""
-    prompt = chat_prompt(question)
-    response, stop = continue_text(model, tokenizer, prompt, [REFLECTION_STOP, THINK_CLOSE])
-    if stop is None:  # finished without reflecting or closing its thinking: nothing to hint
-        return response
-    response += hint
-    code, stop = continue_text(model, tokenizer, prompt + response, [FENCE])
-    response += code + FENCE
-    if stop is None:  # never closed its block: nothing to run
-        return response
-    response += output_block(run_python(code))
-    rest, _ = continue_text(model, tokenizer, prompt + response, [])
-    return response + rest
-
-
-def evaluate(model_dir: Path, problems_path: Path) -> list[Result]:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+def evaluate(generate: Generate, problems: list[dict]) -> list[Result]:
+    """Greedy and hint-infer on every problem; the hint cycles through the library."""
     results = []
-    for i, line in enumerate(problems_path.read_text().splitlines()):
-        p = json.loads(line)
-        g = greedy(model, tokenizer, p["question"])
-        h = hint_infer(model, tokenizer, p["question"], HINTS[i % len(HINTS)] + "\n```python\n")
-        results.append(
-            Result(p["id"], p["reference"], g, h, last_boxed(g) == p["reference"], last_boxed(h) == p["reference"])
-        )
+    for i, p in enumerate(problems):
+        g = greedy(generate, p["question"])
+        h, stops = hint_infer(generate, p["question"], HINTS[i % len(HINTS)] + "\n```python\n")
+        ref = p["reference"]
+        results.append(Result(p["id"], ref, g, h, stops, last_boxed(g) == ref, last_boxed(h) == ref))
     return results
-
-
-def check_vllm(model_dir: Path) -> None:
-    """Load the model in vLLM (CPU build) and stop at a reflection word, as the platform does."""
-    from vllm import LLM, SamplingParams
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is 4821 * 7393? Put the final answer in \\boxed{}."}],
-        tokenize=False,
-        add_generation_prompt=True,
-    )
-    # An explicit KV cache size: by default vLLM's CPU backend reserves 92% of the memory
-    # node and refuses to start when other processes hold part of it.
-    llm = LLM(
-        model=str(model_dir),
-        dtype="bfloat16",
-        max_model_len=2048,
-        enable_prefix_caching=True,
-        kv_cache_memory_bytes=512 * 2**20,
-    )
-    for stop in ([REFLECTION_STOP], [THINK_CLOSE], []):
-        out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=MAX_NEW_TOKENS, stop=stop))[0].outputs[0]
-        print(f"stop={stop} finish_reason={out.finish_reason} stop_reason={out.stop_reason!r}\n{out.text!r}\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/start-micro"))
     parser.add_argument("--problems", type=Path, default=Path("data/micro/eval.jsonl"))
+    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers")
     parser.add_argument("--transcripts", type=Path, help="write every response here (JSONL)")
-    parser.add_argument("--vllm", action="store_true", help="only check that vLLM loads and stops")
     args = parser.parse_args()
-    if args.vllm:
-        check_vllm(args.model)
-        return
     torch.set_num_threads(2)
-    results = evaluate(args.model, args.problems)
+    generate = transformers_engine(args.model) if args.engine == "transformers" else vllm_engine(args.model)
+    results = evaluate(generate, [json.loads(line) for line in args.problems.read_text().splitlines()])
     if args.transcripts:
-        args.transcripts.write_text("".join(json.dumps(r.__dict__) + "\n" for r in results))
+        args.transcripts.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
     n = len(results)
+    first_stops = [r.stops[0] for r in results]
     print(f"greedy accuracy:      {sum(r.greedy_correct for r in results)}/{n}")
     print(f"hint-infer accuracy:  {sum(r.hint_correct for r in results)}/{n}")
+    counts = ", ".join(f"{s!r}: {first_stops.count(s)}" for s in sorted(set(first_stops), key=str))
+    print(f"hint-infer first stop: {counts}")
+    print(f"greedy writes Wait:   {sum(REFLECTION_STOP in r.greedy for r in results)}/{n}")
+    print(f"greedy ends thinking: {sum(THINK_CLOSE in r.greedy for r in results)}/{n}")
 
 
 if __name__ == "__main__":
