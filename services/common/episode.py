@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 from google.protobuf import json_format
 
@@ -36,16 +37,51 @@ def text_of(episode: pb.Episode) -> str:
 
 
 def append_span(
-    episode: pb.Episode, kind: int, text: str, hint_id: str = "", hint_category: str = ""
+    episode: pb.Episode,
+    kind: int,
+    text: str,
+    hint_id: str = "",
+    hint_category: str = "",
+    token_ids: Sequence[int] = (),
 ) -> None:
-    """Append text as a span; consecutive model or code text merges into one span."""
+    """Append text as a span; consecutive text of one kind merges into one span.
+
+    `token_ids`, when given, are exactly the ids of `text` (what the engine generated).
+    Text with ids merges only into a span with ids, and text without into one without, so
+    that a span's ids, when it has them, always encode its whole text.
+    """
     if not text:
         return
     last = episode.spans[-1] if episode.spans else None
-    if last is not None and last.kind == kind and not hint_id and not last.hint_id:
+    mergeable = last is not None and last.kind == kind and not hint_id and not last.hint_id
+    if mergeable and bool(last.token_ids) == bool(token_ids):
         last.text += text
+        last.token_ids.extend(token_ids)
         return
-    episode.spans.add(kind=kind, text=text, hint_id=hint_id, hint_category=hint_category)
+    episode.spans.add(kind=kind, text=text, hint_id=hint_id, hint_category=hint_category, token_ids=token_ids)
+
+
+def context_token_ids(episode: pb.Episode, tokenize: Callable[[str], list[int]]) -> list[int]:
+    """The episode's whole text as the ids the model continues from.
+
+    Spans with ids (what the model wrote) keep them; each run of spans without ids (the
+    prompt, hints, tool outputs, fences, a stop string's cut tail) is tokenised as one
+    text, the way training tokenises it. `tokenize` must add no special tokens: the
+    prompt is a rendered chat template that carries its own.
+    """
+    ids: list[int] = []
+    pending = ""
+    for span in episode.spans:
+        if span.token_ids:
+            if pending:
+                ids.extend(tokenize(pending))
+                pending = ""
+            ids.extend(span.token_ids)
+        else:
+            pending += span.text
+    if pending:
+        ids.extend(tokenize(pending))
+    return ids
 
 
 def open_code_block(text: str) -> str | None:

@@ -41,6 +41,10 @@ class Completion:
     finish_reason: str = ""
     stop_string: str = ""
     logprobs: list[float] = field(default_factory=list)
+    # `text` as ids to continue from: decode(text_token_ids) + text_tail == text. Set when
+    # the sample ends (the engine splits it; see GenerationEngine.split_at_text).
+    text_token_ids: list[int] = field(default_factory=list)
+    text_tail: str = ""
 
     def extend(self, out: CompletionOutput) -> None:
         """Append a delta (or, with FINAL_ONLY, the whole output) from vLLM."""

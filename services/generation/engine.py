@@ -181,10 +181,30 @@ class GenerationEngine:
         """Requests running / waiting in the engine's scheduler at its last step."""
         return {"running": self._gauge.running, "waiting": self._gauge.waiting}
 
-    async def tokenize(self, text: str) -> list[int]:
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         self._ready()
         # Tokenising a long context is CPU work: keep it off the event loop.
-        return await asyncio.to_thread(self._tokenizer.encode, text)
+        return await asyncio.to_thread(self._tokenizer.encode, text, add_special_tokens=add_special_tokens)
+
+    def split_at_text(self, token_ids: list[int], text: str) -> tuple[list[int], str]:
+        """(ids, tail) with decode(ids) + tail == text, keeping as many generated ids as lie
+        wholly inside `text`.
+
+        A stop string left out of the output can end inside a token (" Wait" cut at "Wait"
+        leaves " "): that token is dropped and its kept part becomes the tail, which the
+        caller tokenises with the text it appends next, as training tokenised it.
+        """
+        decode = self._tokenizer.decode
+        # A cut stop string spans a few tokens at most; past that, fall back to re-tokenising.
+        for keep in range(len(token_ids), max(len(token_ids) - 16, 0) - 1, -1):
+            prefix = decode(token_ids[:keep], skip_special_tokens=True)
+            if text.startswith(prefix):
+                return token_ids[:keep], text[len(prefix) :]
+        return [], text
+
+    async def _settle(self, completion: Completion) -> None:
+        ids, tail = await asyncio.to_thread(self.split_at_text, completion.token_ids, completion.text)
+        completion.text_token_ids, completion.text_tail = ids, tail
 
     async def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
         self._ready()
@@ -203,6 +223,8 @@ class GenerationEngine:
             for piece in out.outputs:
                 completions[piece.index].extend(piece)
             usage.cached_prompt_tokens = max(usage.cached_prompt_tokens, out.num_cached_tokens or 0)
+        for completion in completions.values():
+            await self._settle(completion)
         return _result(completions, usage)
 
     async def stream(self, prompt_ids: list[int], sampling: Sampling, usage: Usage) -> AsyncIterator[Delta]:
@@ -214,7 +236,10 @@ class GenerationEngine:
             for piece in out.outputs:
                 completion = completions[piece.index]
                 completion.extend(piece)
-                final = completion if piece.finish_reason is not None else None
+                final = None
+                if piece.finish_reason is not None:
+                    await self._settle(completion)
+                    final = completion
                 yield Delta(piece.index, piece.text, list(piece.token_ids), final)
         usage.completion_tokens = sum(len(c.token_ids) for c in completions.values())
 

@@ -135,7 +135,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Tokenize(self, request, context) -> generation_pb2.TokenizeResponse:  # noqa: ANN001, N802
         with _engine_errors():
             text = validate.tokenize(request, self._limits())
-            return generation_pb2.TokenizeResponse(token_ids=await self.engine.tokenize(text))
+            ids = await self.engine.tokenize(text, add_special_tokens=request.add_special_tokens)
+            return generation_pb2.TokenizeResponse(token_ids=ids)
 
     async def RenderChat(self, request, context) -> generation_pb2.RenderChatResponse:  # noqa: ANN001, N802
         messages = validate.chat(request)
@@ -162,6 +163,8 @@ def _completion(c: Completion) -> generation_pb2.Completion:
         finish_reason=_FINISH.get(c.finish_reason, generation_pb2.FINISH_REASON_UNSPECIFIED),
         stop_string=c.stop_string,
         logprobs=c.logprobs,
+        text_token_ids=c.text_token_ids,
+        text_tail=c.text_tail,
     )
 
 

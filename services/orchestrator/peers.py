@@ -67,12 +67,13 @@ class Peers:
             self._max_model_len = reply.max_model_len
         return self._max_model_len
 
-    def count_tokens(self, text: str) -> int:
+    def tokenize(self, text: str) -> list[int]:
+        """Ids of a piece of an episode's text (no special tokens: see context_token_ids)."""
         reply = self.generation.Tokenize(generation_pb2.TokenizeRequest(text=text), timeout=self.timeout_s)
-        return len(reply.token_ids)
+        return list(reply.token_ids)
 
-    def generate(self, prompt: str, sampling: pb.SamplingParams) -> generation_pb2.GenerateResponse:
-        request = generation_pb2.GenerateRequest(prompt=prompt, sampling=sampling)
+    def generate(self, prompt_token_ids: list[int], sampling: pb.SamplingParams) -> generation_pb2.GenerateResponse:
+        request = generation_pb2.GenerateRequest(prompt_token_ids=prompt_token_ids, sampling=sampling)
         return self.generation.Generate(request, timeout=self.timeout_s)
 
     def next_action(self, episode: pb.Episode, stop_reason: int, stop_string: str = "") -> hints_pb2.NextActionResponse:

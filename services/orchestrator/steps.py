@@ -22,6 +22,7 @@ from services.common.episode import (
     END_THINK,
     PYTHON_FENCE,
     append_span,
+    context_token_ids,
     format_tool_output,
     last_closed_code_block,
     open_code_block,
@@ -57,9 +58,10 @@ def _start(episode: pb.Episode, peers: Peers) -> None:
 
 
 def _generate(episode: pb.Episode, peers: Peers) -> None:
-    text = text_of(episode)
-    in_code = open_code_block(text) is not None
-    max_tokens = _max_tokens(episode, peers, text)
+    in_code = open_code_block(text_of(episode)) is not None
+    # Sent as ids: what the model wrote goes back exactly as it wrote it.
+    context = context_token_ids(episode, peers.tokenize)
+    max_tokens = _max_tokens(episode, peers, len(context))
     if max_tokens <= 0:
         _apply(episode, hints_pb2.STOP_REASON_LENGTH, peers.next_action(episode, hints_pb2.STOP_REASON_LENGTH))
         return
@@ -71,11 +73,15 @@ def _generate(episode: pb.Episode, peers: Peers) -> None:
     sampling.n = 1
     if sampling.HasField("seed"):
         sampling.seed += episode.steps  # each continuation its own, replayable, draw
-    reply = peers.generate(text, sampling)
+    reply = peers.generate(context, sampling)
     completion = reply.completions[0]
     _add_usage(episode, reply.usage)
     episode.generated_tokens += reply.usage.completion_tokens or len(completion.token_ids)
-    append_span(episode, pb.SPAN_KIND_TOOL_CODE if in_code else pb.SPAN_KIND_MODEL, completion.text)
+    kind = pb.SPAN_KIND_TOOL_CODE if in_code else pb.SPAN_KIND_MODEL
+    tail = completion.text_tail
+    written = completion.text[: len(completion.text) - len(tail)]
+    append_span(episode, kind, written, token_ids=completion.text_token_ids)
+    append_span(episode, kind, tail)  # re-tokenised with what comes next
     if END_THINK in completion.text:
         episode.thinking_done = True
     reason = classify_stop(completion, in_code)
@@ -100,12 +106,12 @@ def classify_stop(completion: generation_pb2.Completion, in_code: bool) -> int:
     return hints_pb2.STOP_REASON_REFLECTION
 
 
-def _max_tokens(episode: pb.Episode, peers: Peers, text: str) -> int:
+def _max_tokens(episode: pb.Episode, peers: Peers, context_tokens: int) -> int:
     """Tokens this call may generate: the episode's budget left, the per-call cap, the
     room left in the model's context."""
     limits = []
     if peers.max_model_len() > 0:
-        limits.append(peers.max_model_len() - peers.count_tokens(text))
+        limits.append(peers.max_model_len() - context_tokens)
     if episode.options.max_total_tokens > 0:
         limits.append(episode.options.max_total_tokens - episode.generated_tokens)
     if episode.options.sampling.max_tokens > 0:

@@ -58,16 +58,18 @@ ACTION_KIND_RUN_TOOL: ActionKind
 ACTION_KIND_FINISH: ActionKind
 
 class Span(_message.Message):
-    __slots__ = ("kind", "text", "hint_id", "hint_category")
+    __slots__ = ("kind", "text", "hint_id", "hint_category", "token_ids")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     HINT_ID_FIELD_NUMBER: _ClassVar[int]
     HINT_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     kind: SpanKind
     text: str
     hint_id: str
     hint_category: str
-    def __init__(self, kind: _Optional[_Union[SpanKind, str]] = ..., text: _Optional[str] = ..., hint_id: _Optional[str] = ..., hint_category: _Optional[str] = ...) -> None: ...
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, kind: _Optional[_Union[SpanKind, str]] = ..., text: _Optional[str] = ..., hint_id: _Optional[str] = ..., hint_category: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TestCase(_message.Message):
     __slots__ = ("input", "expected_output", "fn_name", "args_json", "expected_json")

@@ -240,3 +240,32 @@ def test_concurrent_calls_share_the_engines_batch(stub) -> None:
         for call in calls:
             call.cancel()
     assert engine_idle_after_follow_up(stub), "a cancelled sequence is still decoding in the engine"
+
+
+def test_text_cut_inside_a_token_is_split_into_whole_ids_and_a_tail(stub) -> None:
+    # A stop string that begins inside a generated token leaves part of that token in the
+    # text: the ids to continue from are the whole tokens before it, the part is the tail.
+    from transformers import AutoTokenizer
+
+    from startctl.stack import MICRO_MODEL
+
+    tokenizer = AutoTokenizer.from_pretrained(MICRO_MODEL)
+    run = dict(max_tokens=40, ignore_eos=True)
+    free = stub.Generate(request(**run), timeout=120).completions[0]
+    pieces = [tokenizer.decode([t]) for t in free.token_ids]
+    starts = [len(tokenizer.decode(list(free.token_ids[:i]))) for i in range(len(pieces))]
+    cut = next(
+        (i for i, p in enumerate(pieces) if len(p) >= 2 and free.text.find(p[1:]) == starts[i] + 1),
+        None,
+    )
+    assert cut is not None, f"no multi-character token to cut inside in {pieces}"
+    stop = pieces[cut][1:]
+
+    done = stub.Generate(request(stop=[stop], **run), timeout=120).completions[0]
+    assert done.stop_string == stop
+    assert list(done.text_token_ids) == list(free.token_ids[:cut])
+    assert done.text_tail == pieces[cut][0]
+    assert tokenizer.decode(list(done.text_token_ids)) + done.text_tail == done.text
+
+    whole = stub.Generate(request(max_tokens=8), timeout=120).completions[0]
+    assert list(whole.text_token_ids) == list(whole.token_ids) and whole.text_tail == ""

@@ -94,6 +94,8 @@ def test_hint_infer_episode_gets_a_hint_runs_code_in_gvisor_and_is_scored(platfo
     assert episode.score.reason or episode.score.correct, "the scoring service gave a verdict"
     assert episode.usage.prompt_tokens > 0 and episode.generated_tokens > 0
     assert episode.usage.cached_prompt_tokens > 0, "continuations reuse the engine's prefix cache"
+    written = [s for s in episode.spans if s.kind in (pb.SPAN_KIND_MODEL, pb.SPAN_KIND_TOOL_CODE) and s.token_ids]
+    assert written, "what the model wrote keeps the engine's ids, to be sent back as ids"
 
 
 def test_killed_worker_loses_no_episode(platform, start_worker) -> None:
