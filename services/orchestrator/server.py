@@ -2,7 +2,8 @@
 
 `SubmitEpisode` stores the new episode in Redis and queues its first step on Celery; the
 workers (`startctl worker`, `tasks.py`) do the rest. `GetEpisode` reads the store;
-`WatchEpisode` streams a snapshot after every step, woken by the store's events channel.
+`WatchEpisode` streams a snapshot after every step, woken by the store's events channel
+(one shared subscription per process: events.py).
 Settings: `START_ORCHESTRATOR_*`; peers and Redis: `START_REDIS_URL`, `START_HINTS_ADDR`.
 """
 
@@ -15,7 +16,6 @@ import grpc
 from celery import Celery
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from redis.asyncio.client import PubSub
 
 from services.common.channels import aio_channel
 from services.common.episode import new_episode
@@ -23,7 +23,8 @@ from services.common.errors import DeadlineExceeded, InvalidArgument, NotFound, 
 from services.common.runtime import ServerHandle, serve
 from services.common.settings import PeerAddresses, ServiceSettings
 from services.orchestrator.celery_app import enqueue_step, make_celery
-from services.orchestrator.store import TERMINAL, AsyncEpisodeStore, events_channel
+from services.orchestrator.events import EpisodeEvents
+from services.orchestrator.store import TERMINAL, AsyncEpisodeStore
 from services.orchestrator.validate import validate_episode_id, validate_submit, with_defaults
 from start.v1 import common_pb2 as pb
 from start.v1 import hints_pb2, hints_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
@@ -42,9 +43,12 @@ class Settings(ServiceSettings):
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, settings: Settings, store: AsyncEpisodeStore, celery: Celery, hints_addr: str) -> None:
+    def __init__(
+        self, settings: Settings, store: AsyncEpisodeStore, events: EpisodeEvents, celery: Celery, hints_addr: str
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.events = events
         self.celery = celery
         self.hints = hints_pb2_grpc.HintServiceStub(aio_channel(hints_addr))
 
@@ -85,21 +89,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         )
         validate_episode_id(request.episode_id)
         deadline = time.monotonic() + timeout_s
-        events = self.store.events()
-        try:
-            # Subscribe before the first read, so no step can slip between the two.
-            await events.subscribe(events_channel(request.episode_id))
+        # Subscribed before the first read, so no step can slip between the two.
+        async with self.events.watch(request.episode_id) as events:
             episode = await self._load(request.episode_id)
             while True:
                 yield episode
                 if episode.status in TERMINAL:
                     return
                 episode = await self._next_snapshot(events, episode, deadline, timeout_s)
-        finally:
-            await events.aclose()
 
     async def _next_snapshot(
-        self, events: PubSub, last: pb.Episode, deadline: float, timeout_s: float
+        self, events: asyncio.Queue[bytes], last: pb.Episode, deadline: float, timeout_s: float
     ) -> pb.Episode:
         """The episode as saved by the step after last's, waiting for it until the deadline."""
         while True:
@@ -109,10 +109,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
                     f"episode {last.id} not finished after {timeout_s:.0f} s (step {last.steps}); "
                     "watch again or raise timeout_s"
                 )
-            message = await events.get_message(timeout=min(left, 1.0))
-            if message is not None:
-                snapshot = pb.Episode.FromString(message["data"])
-            else:
+            try:
+                snapshot = pb.Episode.FromString(await asyncio.wait_for(events.get(), timeout=min(left, 1.0)))
+            except TimeoutError:
                 # Quiet for a second: read the store, in case a message was missed.
                 snapshot = await self._load(last.id)
             if snapshot.steps > last.steps:
@@ -129,17 +128,20 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 async def serve_forever(settings: Settings) -> None:
     peers = PeerAddresses()
     store = AsyncEpisodeStore.from_url(peers.redis_url)
+    events = EpisodeEvents(store.client)
     celery = make_celery(peers.redis_url)
 
     def register(server: grpc.aio.Server) -> list[str]:
-        servicer = OrchestratorServicer(settings, store, celery, peers.hints_addr)
+        servicer = OrchestratorServicer(settings, store, events, celery, peers.hints_addr)
         orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
         return [orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name]
 
     async def check_redis(handle: ServerHandle) -> None:
         await store.client.ping()  # fail at start, with the URL in the error, if Redis is not there
+        await events.start()
 
     async def close(handle: ServerHandle) -> None:
+        await events.close()
         await store.close()
 
     await serve("orchestrator", settings, register, on_start=check_redis, on_stop=close)

@@ -114,8 +114,5 @@ class AsyncEpisodeStore:
     async def mark_queued(self, episode_id: str, step: int) -> None:
         await self._mark_queued(keys=[episode_key(episode_id)], args=[step])
 
-    def events(self) -> aioredis.client.PubSub:
-        return self.client.pubsub(ignore_subscribe_messages=True)
-
     async def close(self) -> None:
         await self.client.aclose()

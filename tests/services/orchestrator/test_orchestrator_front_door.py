@@ -7,6 +7,7 @@ and that a worker turns an unreachable peer into a FAILED episode rather than a 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -111,6 +112,29 @@ def test_watching_an_episode_that_does_not_finish_ends_with_deadline_exceeded(
     assert "timeout_s" in failure.value.details()
     assert [s.status for s in snapshots] == [pb.EPISODE_STATUS_PENDING]
     assert time.monotonic() - started < 10
+
+
+def test_many_more_watchers_than_redis_connections_each_get_their_stream(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    # 150 watchers of 3 episodes (no worker runs them): more than the Redis client's pool
+    # of 100 connections, which a subscription per watcher would exhaust.
+    episode_ids = [submit(orchestrator, question=f"What is {i} * 7?") for i in range(3)]
+
+    def watch(episode_id: str) -> tuple[list[int], grpc.StatusCode]:
+        statuses = []
+        try:
+            for snapshot in orchestrator.WatchEpisode(opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=3)):
+                statuses.append(snapshot.status)
+        except grpc.RpcError as failure:
+            return statuses, failure.code()
+        return statuses, grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(max_workers=150) as pool:
+        results = list(pool.map(watch, [episode_ids[i % 3] for i in range(150)]))
+    assert all(r == ([pb.EPISODE_STATUS_PENDING], grpc.StatusCode.DEADLINE_EXCEEDED) for r in results), {
+        str(r) for r in results
+    }
 
 
 def test_unreachable_generation_fails_the_episode_after_retries_with_the_error(
