@@ -50,6 +50,10 @@ class WorkerSettings(BaseSettings):
     )
     max_retries: int = Field(3, ge=0, le=20, description="Retries of a step on UNAVAILABLE-like errors.")
     retry_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each retry, capped at 60 s.")
+    busy_wait_s: float = Field(
+        900, ge=0, description="How long a step waits out a busy peer (RESOURCE_EXHAUSTED) before it fails."
+    )
+    busy_backoff_max_s: float = Field(5.0, gt=0, description="Longest pause between two tries at a busy peer.")
     finished_ttl_s: int = Field(7 * 24 * 3600, ge=0, description="Keep finished episodes this long; 0 forever.")
     log_level: str = Field("INFO", description="Celery's log level.")
 

@@ -37,6 +37,11 @@ class TransientError(Exception):
     """A failure that a later retry of the same step may not see (a sandbox hiccup)."""
 
 
+def is_busy(exc: BaseException) -> bool:
+    """The peer is up but full (a bounded queue said no): wait and try again, it is not a fault."""
+    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientError):
         return True

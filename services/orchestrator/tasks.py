@@ -14,6 +14,8 @@ Workers build their store and peers once per process from the environment
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 
 from celery import Celery, Task
@@ -22,12 +24,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from services.common.logs import get_logger
 from services.common.settings import PeerAddresses
 from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, enqueue_step, make_celery
-from services.orchestrator.peers import Peers, is_transient
+from services.orchestrator.peers import Peers, is_busy, is_transient
 from services.orchestrator.steps import take_step
 from services.orchestrator.store import TERMINAL, EpisodeStore
 from start.v1 import common_pb2 as pb
 
 log = get_logger("orchestrator.tasks")
+
 
 @dataclass(frozen=True)
 class WorkerContext:
@@ -81,7 +84,10 @@ def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -
 
 
 @app.task(name=STEP_TASK, bind=True, max_retries=None)
-def step(self: Task, episode_id: str, step_no: int) -> None:
+def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since: float = 0.0) -> None:
+    """`faults`: retries spent on errors so far; `busy_since`: when a peer first said it was
+    full, while it still does (a busy peer is waited out, within `busy_wait_s`, without
+    spending the fault retries: 64 episodes at once must not fail on a 2-sandbox pool)."""
     ctx = context()
     episode = ctx.store.load(episode_id)
     if episode is None:
@@ -92,15 +98,26 @@ def step(self: Task, episode_id: str, step_no: int) -> None:
     if episode.steps > step_no:
         ensure_next_step_queued(ctx, episode)
         return
+    settings = ctx.settings
     try:
         take_step(episode, ctx.peers)
     except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded on the episode
-        retries = self.request.retries
-        if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and retries < ctx.settings.max_retries:
-            delay = min(60.0, ctx.settings.retry_backoff_s * 2**retries)
-            log.info("retrying step", episode_id=episode_id, step=step_no, retry=retries + 1, error=_describe(exc))
-            raise self.retry(countdown=delay) from exc
-        mark_failed(ctx, episode_id, step_no, f"step {step_no} after {retries} retries: {_describe(exc)}")
+        args = {"episode_id": episode_id, "step_no": step_no, "faults": faults}
+        if is_busy(exc):
+            since = busy_since or time.time()
+            waited = time.time() - since
+            if waited < settings.busy_wait_s:
+                # Jittered, so that the steps a full peer turned away do not return together.
+                delay = random.uniform(0.5, 1.0) * min(settings.busy_backoff_max_s, 0.25 * 2 ** (waited // 2))
+                raise self.retry(args=(), kwargs={**args, "busy_since": since}, countdown=delay) from exc
+            busy = f"step {step_no}: a peer stayed busy for {waited:.0f} s: {_describe(exc)}"
+            mark_failed(ctx, episode_id, step_no, busy)
+            return
+        if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and faults < settings.max_retries:
+            delay = min(60.0, settings.retry_backoff_s * 2**faults)
+            log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=_describe(exc))
+            raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
+        mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {_describe(exc)}")
         return
     if not ctx.store.save(episode, expected_step=step_no):
         return  # another run of this step saved first and queued the next one

@@ -127,3 +127,25 @@ def test_killed_worker_loses_no_episode(platform, start_worker) -> None:
         assert episode.status == pb.EPISODE_STATUS_DONE, episode.error
         assert [s.kind for s in episode.spans].count(pb.SPAN_KIND_PROMPT) == 1
         assert episode.steps >= at_kill[episode.id].steps
+
+
+def test_episodes_wait_out_a_full_sandbox_instead_of_failing(platform, start_service, start_worker) -> None:
+    # One warm sandbox and no queue: of 8 episodes on 4 worker threads, many find it busy
+    # (RESOURCE_EXHAUSTED) at their tool calls, more often than the fault retries allow.
+    tiny = start_service("sandbox", {"START_SANDBOX_POOL_SIZE": "1", "START_SANDBOX_MAX_QUEUE": "0"})
+    env = {**platform, "START_SANDBOX_ADDR": tiny, "START_WORKER_MAX_RETRIES": "0"}
+    env["START_ORCHESTRATOR_ADDR"] = start_service("orchestrator", env)
+    worker = start_worker(env)
+    ids = submit_all(env["START_ORCHESTRATOR_ADDR"], make_problems(8, seed=9, split="test"), "busy")
+    deadline = time.monotonic() + 300
+    episodes = {}
+    while len(episodes) < len(ids):
+        assert time.monotonic() < deadline, f"not finished: {set(ids) - set(episodes)}"
+        for i in set(ids) - set(episodes):
+            episode = get(env["START_ORCHESTRATOR_ADDR"], i)
+            if episode.status in (pb.EPISODE_STATUS_DONE, pb.EPISODE_STATUS_FAILED):
+                episodes[i] = episode
+        time.sleep(0.5)
+    assert all(e.status == pb.EPISODE_STATUS_DONE for e in episodes.values()), [e.error for e in episodes.values()]
+    assert sum(e.tool_calls for e in episodes.values()) >= 8
+    assert "Retry in" in worker.tail(100_000), "the sandbox was never busy: the test did not test waiting"
