@@ -206,6 +206,10 @@ class GenerationEngine:
         ids, tail = await asyncio.to_thread(self.split_at_text, completion.token_ids, completion.text)
         completion.text_token_ids, completion.text_tail = ids, tail
 
+    async def reset_prefix_cache(self) -> bool:
+        """Drop every cached prefix; False (and nothing dropped) while requests run."""
+        return await self._ready().reset_prefix_cache()
+
     async def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
         self._ready()
         return await asyncio.to_thread(

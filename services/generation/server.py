@@ -144,6 +144,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             text = await self.engine.render_chat(messages, request.add_generation_prompt)
         return generation_pb2.RenderChatResponse(text=text)
 
+    async def ResetPrefixCache(self, request, context) -> generation_pb2.ResetPrefixCacheResponse:  # noqa: ANN001, N802
+        with _engine_errors():
+            return generation_pb2.ResetPrefixCacheResponse(reset=await self.engine.reset_prefix_cache())
+
     async def ModelInfo(self, request, context) -> generation_pb2.ModelInfoResponse:  # noqa: ANN001, N802
         counts = self.engine.scheduler_counts()
         return generation_pb2.ModelInfoResponse(

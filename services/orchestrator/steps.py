@@ -73,7 +73,9 @@ def _generate(episode: pb.Episode, peers: Peers) -> None:
     sampling.n = 1
     if sampling.HasField("seed"):
         sampling.seed += episode.steps  # each continuation its own, replayable, draw
+    started = time.monotonic()
     reply = peers.generate(context, sampling)
+    episode.generation_s += time.monotonic() - started
     completion = reply.completions[0]
     _add_usage(episode, reply.usage)
     episode.generated_tokens += reply.usage.completion_tokens or len(completion.token_ids)
@@ -124,7 +126,9 @@ def _run_tool(episode: pb.Episode, peers: Peers) -> None:
     code = last_closed_code_block(text_of(episode))
     if code is None:
         raise ValueError("RUN_TOOL without a closed python block")
+    started = time.monotonic()
     result = peers.execute(code)
+    episode.tool_s += time.monotonic() - started
     output = tool_output(result)
     append_span(
         episode,

@@ -164,7 +164,7 @@ class Score(_message.Message):
     def __init__(self, correct: _Optional[bool] = ..., extracted: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Episode(_message.Message):
-    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action")
+    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action", "generation_s", "tool_s")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,8 @@ class Episode(_message.Message):
     FINISHED_UNIX_FIELD_NUMBER: _ClassVar[int]
     GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     NEXT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_S_FIELD_NUMBER: _ClassVar[int]
+    TOOL_S_FIELD_NUMBER: _ClassVar[int]
     id: str
     problem: Problem
     options: EpisodeOptions
@@ -201,4 +203,6 @@ class Episode(_message.Message):
     finished_unix: float
     generated_tokens: int
     next_action: ActionKind
-    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ...) -> None: ...
+    generation_s: float
+    tool_s: float
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ..., generation_s: _Optional[float] = ..., tool_s: _Optional[float] = ...) -> None: ...

@@ -124,3 +124,13 @@ class ModelInfoResponse(_message.Message):
     waiting_requests: int
     kv_block_size: int
     def __init__(self, model: _Optional[str] = ..., max_model_len: _Optional[int] = ..., prefix_caching: _Optional[bool] = ..., running_requests: _Optional[int] = ..., waiting_requests: _Optional[int] = ..., kv_block_size: _Optional[int] = ...) -> None: ...
+
+class ResetPrefixCacheRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResetPrefixCacheResponse(_message.Message):
+    __slots__ = ("reset",)
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    reset: bool
+    def __init__(self, reset: _Optional[bool] = ...) -> None: ...

@@ -59,6 +59,11 @@ class GenerationServiceStub:
                 request_serializer=start_dot_v1_dot_generation__pb2.ModelInfoRequest.SerializeToString,
                 response_deserializer=start_dot_v1_dot_generation__pb2.ModelInfoResponse.FromString,
                 _registered_method=True)
+        self.ResetPrefixCache = channel.unary_unary(
+                '/start.v1.GenerationService/ResetPrefixCache',
+                request_serializer=start_dot_v1_dot_generation__pb2.ResetPrefixCacheRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_generation__pb2.ResetPrefixCacheResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -94,6 +99,14 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetPrefixCache(self, request, context):
+        """Drop every cached prefix (benchmarks that compare runs of the same prompts need a
+        cold cache for each; vLLM's server has the same endpoint).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +134,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.ModelInfo,
                     request_deserializer=start_dot_v1_dot_generation__pb2.ModelInfoRequest.FromString,
                     response_serializer=start_dot_v1_dot_generation__pb2.ModelInfoResponse.SerializeToString,
+            ),
+            'ResetPrefixCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPrefixCache,
+                    request_deserializer=start_dot_v1_dot_generation__pb2.ResetPrefixCacheRequest.FromString,
+                    response_serializer=start_dot_v1_dot_generation__pb2.ResetPrefixCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +276,33 @@ class GenerationService:
             '/start.v1.GenerationService/ModelInfo',
             start_dot_v1_dot_generation__pb2.ModelInfoRequest.SerializeToString,
             start_dot_v1_dot_generation__pb2.ModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPrefixCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.GenerationService/ResetPrefixCache',
+            start_dot_v1_dot_generation__pb2.ResetPrefixCacheRequest.SerializeToString,
+            start_dot_v1_dot_generation__pb2.ResetPrefixCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,
