@@ -42,6 +42,9 @@ def register(name: str, module: str) -> None:
     _run.__doc__ = f"Benchmark: {name}."
 
 
+register("episode-throughput", "episode_throughput")
+register("hint-infer", "hint_infer")
+register("hint-scaling", "hint_scaling")
 register("sandbox", "sandbox")
 register("scoring", "scoring")
 register("train", "train")
