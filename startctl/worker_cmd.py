@@ -33,6 +33,10 @@ def worker(
         typer.echo(f"startctl worker: bad settings:\n{exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
     # Imported here: the tasks module connects its app to Redis from the settings.
     from services.orchestrator import tasks
 

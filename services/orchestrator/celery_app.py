@@ -56,6 +56,7 @@ class WorkerSettings(BaseSettings):
     busy_backoff_max_s: float = Field(5.0, gt=0, description="Longest pause between two tries at a busy peer.")
     finished_ttl_s: int = Field(7 * 24 * 3600, ge=0, description="Keep finished episodes this long; 0 forever.")
     log_level: str = Field("INFO", description="Celery's log level.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's Prometheus /metrics (0: off).")
 
 
 def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dict:

@@ -27,6 +27,7 @@ from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_c
 from services.orchestrator.peers import Peers, is_busy, is_transient
 from services.orchestrator.steps import take_step
 from services.orchestrator.store import TERMINAL, EpisodeStore
+from services.orchestrator.worker_metrics import EPISODES_FINISHED, STEP_SECONDS, STEPS
 from start.v1 import common_pb2 as pb
 
 log = get_logger("orchestrator.tasks")
@@ -80,6 +81,7 @@ def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -
     episode.error = error
     episode.steps += 1
     if ctx.store.save(episode, expected_step=step_no):
+        EPISODES_FINISHED.labels("failed").inc()
         log.warning("episode failed", episode_id=episode_id, step=step_no, error=error)
 
 
@@ -96,9 +98,21 @@ def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since:
     if episode.status in TERMINAL or episode.steps < step_no:
         return
     if episode.steps > step_no:
+        STEPS.labels(_action(episode), "duplicate").inc()
         ensure_next_step_queued(ctx, episode)
         return
-    settings = ctx.settings
+    action = _action(episode)
+    started = time.monotonic()
+    try:
+        outcome = _step(self, ctx, episode, step_no, faults, busy_since)
+    finally:
+        STEP_SECONDS.labels(action).observe(time.monotonic() - started)
+    STEPS.labels(action, outcome).inc()
+
+
+def _step(self: Task, ctx: WorkerContext, episode: pb.Episode, step_no: int, faults: int, busy_since: float) -> str:
+    """Take the step, save it and queue the next; how it ended, for the metrics."""
+    settings, episode_id = ctx.settings, episode.id
     try:
         take_step(episode, ctx.peers)
     except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded on the episode
@@ -109,19 +123,32 @@ def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since:
             if waited < settings.busy_wait_s:
                 # Jittered, so that the steps a full peer turned away do not return together.
                 delay = random.uniform(0.5, 1.0) * min(settings.busy_backoff_max_s, 0.25 * 2 ** (waited // 2))
+                STEPS.labels(_action(episode), "busy_wait").inc()
                 raise self.retry(args=(), kwargs={**args, "busy_since": since}, countdown=delay) from exc
-            busy = f"step {step_no}: a peer stayed busy for {waited:.0f} s: {_describe(exc)}"
-            mark_failed(ctx, episode_id, step_no, busy)
-            return
+            mark_failed(
+                ctx, episode_id, step_no, f"step {step_no}: a peer stayed busy for {waited:.0f} s: {_describe(exc)}"
+            )
+            return "failed"
         if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and faults < settings.max_retries:
             delay = min(60.0, settings.retry_backoff_s * 2**faults)
             log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=_describe(exc))
+            STEPS.labels(_action(episode), "fault_retry").inc()
             raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
         mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {_describe(exc)}")
-        return
+        return "failed"
     if not ctx.store.save(episode, expected_step=step_no):
-        return  # another run of this step saved first and queued the next one
+        return "duplicate"  # another run of this step saved first and queued the next one
+    if episode.status in TERMINAL:
+        EPISODES_FINISHED.labels("done" if episode.status == pb.EPISODE_STATUS_DONE else "failed").inc()
     ensure_next_step_queued(ctx, episode)
+    return "saved"
+
+
+def _action(episode: pb.Episode) -> str:
+    """The step's kind as a metrics label: start, generate, run_tool or finish."""
+    if episode.status == pb.EPISODE_STATUS_PENDING:
+        return "start"
+    return pb.ActionKind.Name(episode.next_action).removeprefix("ACTION_KIND_").lower()
 
 
 def _describe(exc: BaseException) -> str:

@@ -66,6 +66,15 @@ def test_default_render_runs_every_service_behind_its_own_service(default_object
     assert [component(s) for s in of_kind(default_objects, "StatefulSet")] == ["redis"]
 
 
+def test_every_process_serves_prometheus_metrics_on_a_named_port(default_objects) -> None:
+    for deployment in of_kind(default_objects, "Deployment"):
+        container = pod_spec(deployment)["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        prefix = "START_WORKER_" if component(deployment) == "workers" else f"START_{component(deployment).upper()}_"
+        assert ports.get("metrics") == 9090, component(deployment)
+        assert env_of(container)[f"{prefix}METRICS_PORT"] == "9090", component(deployment)
+
+
 def test_default_generation_is_the_cpu_build_serving_the_bundled_micro_model(default_objects) -> None:
     deployment = named(default_objects, "Deployment", "start-generation")
     (container,) = containers(deployment)

@@ -219,11 +219,16 @@ def engine_idle_after_follow_up(stub, within_s: float = 2.0) -> bool:
 
 
 def engine_reports(stub, condition, within_s: float) -> bool:  # noqa: ANN001
+    """True once ModelInfo meets `condition` within `within_s`; prints what it saw otherwise."""
     deadline = time.monotonic() + within_s
+    seen = set()
     while time.monotonic() < deadline:
-        if condition(stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5)):
+        info = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5)
+        if condition(info):
             return True
+        seen.add((info.running_requests, info.waiting_requests))
         time.sleep(0.01)
+    print(f"ModelInfo (running, waiting) seen: {sorted(seen)}")
     return False
 
 
@@ -232,7 +237,8 @@ def test_cancelled_stream_is_aborted_inside_the_engine(stub) -> None:
     next(call)  # the engine is decoding it now
     # Polled for a while: the figure is the scheduler's at its last reported step, which
     # trails the stream (more so on a loaded machine); the run decodes for far longer.
-    assert engine_reports(stub, lambda info: info.running_requests >= 1, within_s=3.0), "never seen running"
+    held = engine_reports(stub, lambda info: info.running_requests + info.waiting_requests >= 1, within_s=3.0)
+    assert held, "the engine never reported the stream's request"
     call.cancel()
     assert engine_idle_after_follow_up(stub), "the cancelled sequence is still decoding in the engine"
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+from urllib.request import urlopen
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.channels import channel
 from services.common.episode import format_tool_output, last_closed_code_block
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
+from startctl.processes import free_port
 from training.micro.problems import make_problems
 
 pytestmark = [pytest.mark.slow, pytest.mark.runsc]
@@ -66,7 +69,8 @@ def get(addr: str, episode_id: str) -> pb.Episode:
 
 
 def test_hint_infer_episode_gets_a_hint_runs_code_in_gvisor_and_is_scored(platform, start_worker) -> None:
-    start_worker(platform)
+    metrics_port = free_port()
+    start_worker({**platform, "START_WORKER_METRICS_PORT": str(metrics_port)})
     (problem,) = make_problems(1, seed=3, split="test")
     (episode_id,) = submit_all(platform["START_ORCHESTRATOR_ADDR"], [problem], "e2e")
     with channel(platform["START_ORCHESTRATOR_ADDR"]) as ch:
@@ -96,6 +100,18 @@ def test_hint_infer_episode_gets_a_hint_runs_code_in_gvisor_and_is_scored(platfo
     assert episode.usage.cached_prompt_tokens > 0, "continuations reuse the engine's prefix cache"
     written = [s for s in episode.spans if s.kind in (pb.SPAN_KIND_MODEL, pb.SPAN_KIND_TOOL_CODE) and s.token_ids]
     assert written, "what the model wrote keeps the engine's ids, to be sent back as ids"
+    assert episode.generation_s > 0 and episode.tool_s > 0
+    assert episode.generation_s + episode.tool_s < episode.finished_unix - episode.created_unix
+
+    # The worker's Prometheus endpoint counts what it did.
+    metrics = {
+        (m.name, tuple(sorted(s.labels.items()))): s.value
+        for m in text_string_to_metric_families(urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode())
+        for s in m.samples
+    }
+    saved = lambda action: metrics[("start_worker_steps", (("action", action), ("outcome", "saved")))]  # noqa: E731
+    assert saved("generate") >= 2 and saved("run_tool") == episode.tool_calls and saved("finish") == 1
+    assert metrics[("start_worker_episodes_finished", (("status", "done"),))] == 1
 
 
 def test_killed_worker_loses_no_episode(platform, start_worker) -> None:

@@ -1,0 +1,27 @@
+"""Prometheus metrics of the Celery workers, served on `START_WORKER_METRICS_PORT`.
+
+What an operator watches besides the queue length: how many steps of each kind the
+workers take and how each ended (saved, a duplicate run discarded, waiting out a busy
+peer, retried after a fault, failed), how long they take, and how episodes end.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+STEPS = Counter(
+    "start_worker_steps_total",
+    "Episode steps taken, by the action they ran and how they ended.",
+    ["action", "outcome"],
+)
+STEP_SECONDS = Histogram(
+    "start_worker_step_seconds",
+    "Wall time of one episode step, by the action it ran.",
+    ["action"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+EPISODES_FINISHED = Counter(
+    "start_worker_episodes_finished_total",
+    "Episodes that ended, by status (done, failed).",
+    ["status"],
+)
