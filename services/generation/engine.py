@@ -178,8 +178,9 @@ class GenerationEngine:
         return self._llm.vllm_config.cache_config.block_size if self._llm is not None else 0
 
     def scheduler_counts(self) -> dict[str, int]:
-        """Requests running / waiting in the engine's scheduler at its last step."""
-        return {"running": self._gauge.running, "waiting": self._gauge.waiting}
+        """Requests running / waiting in the engine's scheduler at its last step, and unfinished."""
+        unfinished = self._llm.output_processor.get_num_unfinished_requests() if self._llm is not None else 0
+        return {"running": self._gauge.running, "waiting": self._gauge.waiting, "unfinished": unfinished}
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         self._ready()

@@ -156,6 +156,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             prefix_caching=self.settings.enable_prefix_caching,
             running_requests=counts["running"],
             waiting_requests=counts["waiting"],
+            unfinished_requests=counts["unfinished"],
             kv_block_size=self.engine.kv_block_size,
         )
 

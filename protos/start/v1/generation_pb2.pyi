@@ -110,20 +110,22 @@ class ModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfoResponse(_message.Message):
-    __slots__ = ("model", "max_model_len", "prefix_caching", "running_requests", "waiting_requests", "kv_block_size")
+    __slots__ = ("model", "max_model_len", "prefix_caching", "running_requests", "waiting_requests", "kv_block_size", "unfinished_requests")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_MODEL_LEN_FIELD_NUMBER: _ClassVar[int]
     PREFIX_CACHING_FIELD_NUMBER: _ClassVar[int]
     RUNNING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     WAITING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     KV_BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNFINISHED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     model: str
     max_model_len: int
     prefix_caching: bool
     running_requests: int
     waiting_requests: int
     kv_block_size: int
-    def __init__(self, model: _Optional[str] = ..., max_model_len: _Optional[int] = ..., prefix_caching: _Optional[bool] = ..., running_requests: _Optional[int] = ..., waiting_requests: _Optional[int] = ..., kv_block_size: _Optional[int] = ...) -> None: ...
+    unfinished_requests: int
+    def __init__(self, model: _Optional[str] = ..., max_model_len: _Optional[int] = ..., prefix_caching: _Optional[bool] = ..., running_requests: _Optional[int] = ..., waiting_requests: _Optional[int] = ..., kv_block_size: _Optional[int] = ..., unfinished_requests: _Optional[int] = ...) -> None: ...
 
 class ResetPrefixCacheRequest(_message.Message):
     __slots__ = ()
