@@ -7,6 +7,7 @@ wired by the same environment variables a cluster uses, and stops them in revers
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,23 @@ from startctl.processes import (
 
 ROOT = Path(__file__).resolve().parent.parent
 MICRO_MODEL = ROOT / "models" / "start-micro"
+
+
+def shared_machine_engine_env() -> dict[str, str]:
+    """vLLM CPU settings for a machine the engine shares with the rest of the platform.
+
+    By default vLLM's CPU worker pins itself to a core and, between steps, busy-waits on
+    that core. On a small machine (a laptop, a 2-core CI runner) the processes the kernel
+    places on the same core then wait for seconds: measured here, a 10 ms sleep overslept
+    by up to 7 s while the engine decoded, and gRPC replies (the generation service's own
+    front end included) came back up to 5 s late. One unpinned OpenMP thread lets the
+    kernel move work around it: oversleeps stay under 1 s, for about 12% slower decoding
+    of the micro model. A setting already in the environment wins; a cluster, where the
+    engine has its pod's cores to itself, keeps vLLM's defaults.
+    """
+    wanted = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+    return {key: value for key, value in wanted.items() if key not in os.environ}
+
 
 # Start order: the engine is slowest, so it goes first and the rest start while it loads.
 START_ORDER = ("generation", "hints", "sandbox", "scoring", "orchestrator")
@@ -58,6 +76,7 @@ class LocalStack:
             # The smallest block vLLM's CPU backend takes: the prefix cache reuses whole
             # blocks only, so hint-infer re-prefills less (docs/generation.md).
             "START_GENERATION_BLOCK_SIZE": "32",
+            **shared_machine_engine_env(),
             **self.extra_env,
         }
 

@@ -20,7 +20,7 @@ from startctl.processes import (
     wait_ready,
     wait_redis,
 )
-from startctl.stack import MICRO_MODEL
+from startctl.stack import MICRO_MODEL, shared_machine_engine_env
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -76,6 +76,7 @@ def generation_addr(start_service: ServiceStarter) -> str:
             "START_GENERATION_MAX_MODEL_LEN": "2048",
             # vLLM's CPU build sizes its KV cache from this (GiB); a shared machine needs it small.
             "VLLM_CPU_KVCACHE_SPACE": "1",
+            **shared_machine_engine_env(),
         },
         timeout_s=300,
     )

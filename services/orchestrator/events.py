@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.common.logs import get_logger
-from services.orchestrator.store import events_channel
+from services.orchestrator.store import episode_of_events_channel, events_channel
 
 log = get_logger("orchestrator.events")
 
@@ -89,7 +89,6 @@ class EpisodeEvents:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            channel = message["channel"].decode()
-            episode_id = channel.removeprefix("start:episode:").removesuffix(":events")
+            episode_id = episode_of_events_channel(message["channel"].decode())
             for queue in self._watchers.get(episode_id, ()):
                 queue.put_nowait(message["data"])

@@ -104,14 +104,20 @@ def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since:
     action = _action(episode)
     started = time.monotonic()
     try:
-        outcome = _step(self, ctx, episode, step_no, faults, busy_since)
+        outcome = _step(self, ctx, episode, action, step_no, faults, busy_since)
     finally:
         STEP_SECONDS.labels(action).observe(time.monotonic() - started)
     STEPS.labels(action, outcome).inc()
 
 
-def _step(self: Task, ctx: WorkerContext, episode: pb.Episode, step_no: int, faults: int, busy_since: float) -> str:
-    """Take the step, save it and queue the next; how it ended, for the metrics."""
+def _step(
+    self: Task, ctx: WorkerContext, episode: pb.Episode, action: str, step_no: int, faults: int, busy_since: float
+) -> str:
+    """Take the step, save it and queue the next; how it ended, for the metrics.
+
+    `action` is the step's label taken before the step ran: a failed step may have changed
+    the episode it was given.
+    """
     settings, episode_id = ctx.settings, episode.id
     try:
         take_step(episode, ctx.peers)
@@ -123,7 +129,7 @@ def _step(self: Task, ctx: WorkerContext, episode: pb.Episode, step_no: int, fau
             if waited < settings.busy_wait_s:
                 # Jittered, so that the steps a full peer turned away do not return together.
                 delay = random.uniform(0.5, 1.0) * min(settings.busy_backoff_max_s, 0.25 * 2 ** (waited // 2))
-                STEPS.labels(_action(episode), "busy_wait").inc()
+                STEPS.labels(action, "busy_wait").inc()
                 raise self.retry(args=(), kwargs={**args, "busy_since": since}, countdown=delay) from exc
             mark_failed(
                 ctx, episode_id, step_no, f"step {step_no}: a peer stayed busy for {waited:.0f} s: {_describe(exc)}"
@@ -132,7 +138,7 @@ def _step(self: Task, ctx: WorkerContext, episode: pb.Episode, step_no: int, fau
         if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and faults < settings.max_retries:
             delay = min(60.0, settings.retry_backoff_s * 2**faults)
             log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=_describe(exc))
-            STEPS.labels(_action(episode), "fault_retry").inc()
+            STEPS.labels(action, "fault_retry").inc()
             raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
         mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {_describe(exc)}")
         return "failed"

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.channels import channel
 from start.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 from startctl.processes import LocalProcess, free_port, service_process, wait_ready
-from startctl.stack import MICRO_MODEL
+from startctl.stack import MICRO_MODEL, shared_machine_engine_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +38,7 @@ def own_server(tmp_path: Path) -> Iterator[tuple[LocalProcess, str]]:
         "START_GENERATION_MAX_MODEL_LEN": "512",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "START_GENERATION_HEALTH_INTERVAL_S": "0.2",
+        **shared_machine_engine_env(),
     }
     proc = service_process("generation", port, env, log_dir=tmp_path).start()
     try:
