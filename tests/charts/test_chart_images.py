@@ -82,17 +82,23 @@ def test_skaffold_sets_each_image_value_from_its_own_artifact(profile: str | Non
     config = skaffold_with(profile)
     templates = config["deploy"]["helm"]["releases"][0]["setValueTemplates"]
     defaults = chart_defaults()
+    set_values = set()
     for artifact in config["build"]["artifacts"]:
         key = re.sub(r"\W", "_", artifact["image"])
+        # One artifact may feed several workloads (start-services: hints, scoring, orchestrator).
         repo_values = [k for k, v in templates.items() if v == f"{{{{.IMAGE_REPO_{key}}}}}"]
-        assert len(repo_values) == 1, f"{artifact['image']}: no single repository value"
-        prefix = repo_values[0].removesuffix(".repository")
-        assert templates[f"{prefix}.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}@{{{{.IMAGE_DIGEST_{key}}}}}"
-        # The value it sets is the chart's own image value for that artifact.
-        node = defaults
-        for part in prefix.split("."):
-            node = node[part]
-        assert node["repository"] == artifact["image"]
+        assert repo_values, f"{artifact['image']}: sets no image value"
+        for repo_value in repo_values:
+            prefix = repo_value.removesuffix(".repository")
+            assert templates[f"{prefix}.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}@{{{{.IMAGE_DIGEST_{key}}}}}"
+            # The value it sets is the chart's own image value for that artifact.
+            node = defaults
+            for part in prefix.split("."):
+                node = node[part]
+            assert node["repository"] == artifact["image"]
+            set_values.add(prefix)
+    # Every image value skaffold sets comes from an artifact this profile builds.
+    assert {k.rsplit(".", 1)[0] for k in templates} == set_values
 
 
 def test_skaffold_uses_the_v4_schema_with_cpu_and_gpu_profiles() -> None:
