@@ -39,3 +39,6 @@ def test_hint_infer_bench_measures_what_the_prefix_cache_saves(tmp_path) -> None
         figures["cache_on_computed_ratio"] <= 1.1 and figures["cache_on_wall_ratio"] <= 1.2
     )
     assert (done.returncode == 0) == figures["floors_met"]
+    # The run leaves its tables and figures to compare with the next one.
+    assert json.loads((tmp_path / "runs" / "bench-hint-infer-latest.json").read_text()) == figures
+    assert "hint-infer: tokens the engine computed" in (tmp_path / "runs" / "bench-hint-infer-latest.txt").read_text()

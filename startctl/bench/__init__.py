@@ -3,13 +3,15 @@
 Each benchmark measures its figures against a baseline in the same run (these machines are
 noisy), prints a table, and with `--json` prints one JSON object as its last line, holding
 its figures and `floors_met` (true only when every floor its issue names is met).
-A benchmark module exposes `run(console) -> dict`.
+Each run also leaves what it printed and its figures in `runs/bench-NAME-latest.{txt,json}`,
+to compare against the next run. A benchmark module exposes `run(console) -> dict`.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -32,14 +34,23 @@ def register(name: str, module: str) -> None:
 
     @app.command(name)
     def _run(json_out: bool = typer.Option(False, "--json", help="Last line: one JSON object.")) -> None:
-        console = Console(stderr=json_out)
+        console = Console(stderr=json_out, record=True)
         figures = importlib.import_module(f"startctl.bench.{module}").run(console)
+        save_results(name, console, figures)
         if json_out:
             print(json.dumps(figures))
         if not figures.get("floors_met", False):
             raise typer.Exit(1)
 
     _run.__doc__ = f"Benchmark: {name}."
+
+
+def save_results(name: str, console: Console, figures: dict) -> None:
+    """What the run printed (tables included) and its figures, beside its run folders."""
+    runs = Path.cwd() / "runs"
+    runs.mkdir(exist_ok=True)
+    console.save_text(str(runs / f"bench-{name}-latest.txt"))
+    (runs / f"bench-{name}-latest.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 register("episode-throughput", "episode_throughput")

@@ -87,6 +87,16 @@ def test_default_generation_is_the_cpu_build_serving_the_bundled_micro_model(def
     assert "nodeSelector" not in pod_spec(deployment)
 
 
+def test_laptop_values_run_the_cpu_engine_unpinned_beside_the_other_pods(render) -> None:
+    deployment = named(render(load_values("cpu")), "Deployment", "start-generation")
+    (container,) = containers(deployment)
+    env = env_of(container)
+    # vLLM's pinned, busy-waiting CPU worker starves co-located processes (docs/generation.md).
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in env_of(containers(named(render(), "Deployment", "start-generation"))[0])
+
+
 def test_gpu_values_shard_the_model_over_requested_gpus_on_gpu_nodes(gpu_objects) -> None:
     values = load_values("gpu")["generation"]
     deployment = named(gpu_objects, "Deployment", "start-generation")
