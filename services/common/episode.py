@@ -61,26 +61,27 @@ def append_span(
     episode.spans.add(kind=kind, text=text, hint_id=hint_id, hint_category=hint_category, token_ids=token_ids)
 
 
-def context_token_ids(episode: pb.Episode, tokenize: Callable[[str], list[int]]) -> list[int]:
+def context_token_ids(episode: pb.Episode, tokenize_pieces: Callable[[list[str]], list[list[int]]]) -> list[int]:
     """The episode's whole text as the ids the model continues from.
 
     Spans with ids (what the model wrote) keep them; each run of spans without ids (the
     prompt, hints, tool outputs, fences, a stop string's cut tail) is tokenised as one
-    text, the way training tokenises it. `tokenize` must add no special tokens: the
-    prompt is a rendered chat template that carries its own.
+    text, the way training tokenises it, all runs in one call of `tokenize_pieces`. It
+    must add no special tokens: the prompt is a rendered chat template that carries its own.
     """
-    ids: list[int] = []
-    pending = ""
+    parts: list[list[int] | str] = []  # model ids as they are; runs of appended text
     for span in episode.spans:
         if span.token_ids:
-            if pending:
-                ids.extend(tokenize(pending))
-                pending = ""
-            ids.extend(span.token_ids)
-        else:
-            pending += span.text
-    if pending:
-        ids.extend(tokenize(pending))
+            parts.append(list(span.token_ids))
+        elif parts and isinstance(parts[-1], str):
+            parts[-1] += span.text
+        elif span.text:
+            parts.append(span.text)
+    runs = [part for part in parts if isinstance(part, str)]
+    tokenised = iter(tokenize_pieces(runs) if runs else [])
+    ids: list[int] = []
+    for part in parts:
+        ids.extend(next(tokenised) if isinstance(part, str) else part)
     return ids
 
 

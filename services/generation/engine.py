@@ -183,9 +183,19 @@ class GenerationEngine:
         return {"running": self._gauge.running, "waiting": self._gauge.waiting, "unfinished": unfinished}
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        (ids,) = await self.tokenize_pieces([text], add_special_tokens)
+        return ids
+
+    async def tokenize_pieces(self, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+        """Each text's ids, tokenised on its own."""
         self._ready()
+        encode = self._tokenizer.encode
+
+        def encode_all() -> list[list[int]]:
+            return [encode(text, add_special_tokens=add_special_tokens) for text in texts]
+
         # Tokenising a long context is CPU work: keep it off the event loop.
-        return await asyncio.to_thread(self._tokenizer.encode, text, add_special_tokens=add_special_tokens)
+        return await asyncio.to_thread(encode_all)
 
     def split_at_text(self, token_ids: list[int], text: str) -> tuple[list[int], str]:
         """(ids, tail) with decode(ids) + tail == text, keeping as many generated ids as lie

@@ -134,9 +134,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     async def Tokenize(self, request, context) -> generation_pb2.TokenizeResponse:  # noqa: ANN001, N802
         with _engine_errors():
-            text = validate.tokenize(request, self._limits())
-            ids = await self.engine.tokenize(text, add_special_tokens=request.add_special_tokens)
-            return generation_pb2.TokenizeResponse(token_ids=ids)
+            texts = validate.tokenize(request, self._limits())
+            pieces = await self.engine.tokenize_pieces(texts, add_special_tokens=request.add_special_tokens)
+            if request.text:
+                return generation_pb2.TokenizeResponse(token_ids=pieces[0])
+            return generation_pb2.TokenizeResponse(pieces=[generation_pb2.TokenIds(token_ids=ids) for ids in pieces])
 
     async def RenderChat(self, request, context) -> generation_pb2.RenderChatResponse:  # noqa: ANN001, N802
         messages = validate.chat(request)

@@ -110,14 +110,24 @@ def sampling(params: common_pb2.SamplingParams, limits: Limits, prompt_tokens: i
     )
 
 
-def tokenize(request: generation_pb2.TokenizeRequest, limits: Limits) -> str:
-    require(bool(request.text), "text", "empty; give the text to tokenise")
+def tokenize(request: generation_pb2.TokenizeRequest, limits: Limits) -> list[str]:
+    """The texts to tokenise: `text` alone, or each of `pieces`."""
     require(
-        len(request.text) <= limits.max_model_len * limits.max_chars_per_token,
+        bool(request.text) != bool(request.pieces),
         "text",
-        f"{len(request.text)} characters is far beyond the model's limit of {limits.max_model_len} tokens",
+        "give either text or pieces (one text, or several tokenised each on its own)",
     )
-    return request.text
+    texts = [request.text] if request.text else list(request.pieces)
+    for i, piece in enumerate(texts):
+        require(bool(piece), f"pieces[{i}]", "empty; every piece needs some text")
+    field = "text" if request.text else "pieces"
+    total = sum(len(t) for t in texts)
+    require(
+        total <= limits.max_model_len * limits.max_chars_per_token,
+        field,
+        f"{total} characters is far beyond the model's limit of {limits.max_model_len} tokens",
+    )
+    return texts
 
 
 def chat(request: generation_pb2.RenderChatRequest) -> list[dict[str, str]]:

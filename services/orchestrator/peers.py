@@ -72,10 +72,11 @@ class Peers:
             self._max_model_len = reply.max_model_len
         return self._max_model_len
 
-    def tokenize(self, text: str) -> list[int]:
-        """Ids of a piece of an episode's text (no special tokens: see context_token_ids)."""
-        reply = self.generation.Tokenize(generation_pb2.TokenizeRequest(text=text), timeout=self.timeout_s)
-        return list(reply.token_ids)
+    def tokenize_pieces(self, texts: list[str]) -> list[list[int]]:
+        """Ids of pieces of an episode's text, each on its own, in one call (no special
+        tokens: see context_token_ids)."""
+        reply = self.generation.Tokenize(generation_pb2.TokenizeRequest(pieces=texts), timeout=self.timeout_s)
+        return [list(piece.token_ids) for piece in reply.pieces]
 
     def generate(self, prompt_token_ids: list[int], sampling: pb.SamplingParams) -> generation_pb2.GenerateResponse:
         request = generation_pb2.GenerateRequest(prompt_token_ids=prompt_token_ids, sampling=sampling)

@@ -60,7 +60,7 @@ def _start(episode: pb.Episode, peers: Peers) -> None:
 def _generate(episode: pb.Episode, peers: Peers) -> None:
     in_code = open_code_block(text_of(episode)) is not None
     # Sent as ids: what the model wrote goes back exactly as it wrote it.
-    context = context_token_ids(episode, peers.tokenize)
+    context = context_token_ids(episode, peers.tokenize_pieces)
     max_tokens = _max_tokens(episode, peers, len(context))
     if max_tokens <= 0:
         _apply(episode, hints_pb2.STOP_REASON_LENGTH, peers.next_action(episode, hints_pb2.STOP_REASON_LENGTH))

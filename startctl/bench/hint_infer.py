@@ -165,13 +165,14 @@ def uninterrupted(stack: LocalStack, episodes: list[pb.Episode]) -> Arm:
     with channel(stack.addr("generation")) as ch:
         stub = generation_pb2_grpc.GenerationServiceStub(ch)
 
-        def tokenize(text: str) -> list[int]:
-            return list(stub.Tokenize(generation_pb2.TokenizeRequest(text=text), timeout=60).token_ids)
+        def tokenize_pieces(texts: list[str]) -> list[list[int]]:
+            reply = stub.Tokenize(generation_pb2.TokenizeRequest(pieces=texts), timeout=60)
+            return [list(piece.token_ids) for piece in reply.pieces]
 
         plans = []
         for episode in episodes:
-            prompt = tokenize(episode.spans[0].text)
-            plans.append((prompt, len(context_token_ids(episode, tokenize)) - len(prompt)))
+            (prompt,) = tokenize_pieces([episode.spans[0].text])
+            plans.append((prompt, len(context_token_ids(episode, tokenize_pieces)) - len(prompt)))
 
         def generate(plan: tuple[list[int], int]) -> generation_pb2.GenerateResponse:
             prompt, length = plan

@@ -154,6 +154,30 @@ def test_token_id_prompt_gives_the_same_completion_as_its_text(stub) -> None:
     assert by_ids.usage.prompt_tokens == by_text.usage.prompt_tokens == len(ids)
 
 
+def test_pieces_are_tokenised_each_on_its_own_in_one_call(stub) -> None:
+    texts = [PROMPT, " Wait, let me check.", "\n```python\nprint(37 * 43)\n```\n"]
+    reply = stub.Tokenize(generation_pb2.TokenizeRequest(pieces=texts), timeout=30)
+    alone = [list(stub.Tokenize(generation_pb2.TokenizeRequest(text=t), timeout=30).token_ids) for t in texts]
+    assert [list(piece.token_ids) for piece in reply.pieces] == alone
+    assert not reply.token_ids
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (generation_pb2.TokenizeRequest(), "text"),
+        (generation_pb2.TokenizeRequest(text="x", pieces=["y"]), "text"),
+        (generation_pb2.TokenizeRequest(pieces=["x", ""]), "pieces[1]"),
+        (generation_pb2.TokenizeRequest(pieces=["x" * 10_000_000]), "pieces"),
+    ],
+)
+def test_bad_tokenize_request_is_invalid_argument_naming_the_field(stub, bad, field: str) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Tokenize(bad, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}:")
+
+
 def test_render_chat_uses_the_models_chat_template(stub) -> None:
     messages = [generation_pb2.ChatMessage(role="user", content="What is 12*34?")]
     plain = stub.RenderChat(generation_pb2.RenderChatRequest(messages=messages), timeout=30).text
