@@ -5,7 +5,9 @@ A closed loop per level: C clients each run episodes back to back (submit, follo
 episode's step stream to its end, submit the next) until the level's episodes are done;
 throughput is episodes finished per second of the level's wall time. Meanwhile the
 engine's scheduler is sampled (`ModelInfo.running_requests`): with C > 1 the generation
-calls of different episodes decode in one batch, which is where the gain comes from.
+calls of different episodes decode in one batch, which is where the gain comes from. The
+same samples time the generation service's replies while the engine works: a front end
+starved of CPU (see docs/generation.md, the CPU engine on a shared machine) shows there.
 `floors_met`: the issue names no number here, only that concurrent episodes share the
 engine's batch, so it is true when the engine ran more than one request at once and 8
 episodes in flight finish more per second than one.
@@ -38,11 +40,12 @@ def episodes_at(level: int) -> int:
 
 
 class BatchSampler:
-    """Samples the engine's running requests in the background; keeps the largest."""
+    """Samples the engine's running requests in the background, and how long each reply took."""
 
     def __init__(self, addr: str) -> None:
         self.addr = addr
         self.samples: list[int] = []
+        self.reply_s: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -50,7 +53,9 @@ class BatchSampler:
         with channel(self.addr) as ch:
             stub = generation_pb2_grpc.GenerationServiceStub(ch)
             while not self._stop.is_set():
-                info = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=5)
+                asked = time.perf_counter()
+                info = stub.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=30)
+                self.reply_s.append(time.perf_counter() - asked)
                 self.samples.append(info.running_requests)
                 time.sleep(0.02)
 
@@ -103,8 +108,16 @@ def run_level(addr: str, generation_addr: str, problems: list[pb.Problem], level
         "episodes_per_s": len(done) / wall,
         "max_running_requests": max(sampler.samples, default=0),
         "mean_running_requests": sum(sampler.samples) / max(1, len(sampler.samples)),
+        "reply_ms_p50": 1000 * quantile(sampler.reply_s, 0.5),
+        "reply_ms_p99": 1000 * quantile(sampler.reply_s, 0.99),
+        "reply_ms_max": 1000 * max(sampler.reply_s, default=0.0),
         "accuracy": sum(e.score.correct for e in done) / max(1, len(done)),
     }
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def run(console: Console) -> dict:
@@ -129,8 +142,12 @@ def run(console: Console) -> dict:
 
 
 def throughput_table(rows: list[dict]) -> Table:
-    table = Table(title="hint-infer episodes per second", caption="running: the engine's batch, sampled every 20 ms")
-    for column in ("in flight", "episodes", "wall s", "episodes/s", "x 1 in flight", "running max", "running mean"):
+    table = Table(
+        title="hint-infer episodes per second",
+        caption="running: the engine's batch, sampled every 20 ms; reply: how long that ModelInfo call took",
+    )
+    columns = ("in flight", "episodes", "wall s", "episodes/s", "x 1 in flight", "running max", "running mean")
+    for column in (*columns, "reply ms p50", "p99", "max"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
@@ -141,5 +158,8 @@ def throughput_table(rows: list[dict]) -> Table:
             f"{r['speedup_vs_1']:.2f}",
             f"{r['max_running_requests']}",
             f"{r['mean_running_requests']:.1f}",
+            f"{r['reply_ms_p50']:.1f}",
+            f"{r['reply_ms_p99']:.0f}",
+            f"{r['reply_ms_max']:.0f}",
         )
     return table
