@@ -43,20 +43,20 @@ return 1
 """
 
 
+_EPISODE_PREFIX, _EVENTS_SUFFIX = "start:episode:", ":events"
+
+
 def episode_key(episode_id: str) -> str:
-    return f"start:episode:{episode_id}"
-
-
-_EVENTS_PREFIX, _EVENTS_SUFFIX = "start:episode:", ":events"
+    return f"{_EPISODE_PREFIX}{episode_id}"
 
 
 def events_channel(episode_id: str) -> str:
-    return f"{_EVENTS_PREFIX}{episode_id}{_EVENTS_SUFFIX}"
+    return f"{episode_key(episode_id)}{_EVENTS_SUFFIX}"
 
 
 def episode_of_events_channel(channel: str) -> str:
     """The episode id an events channel belongs to (the inverse of `events_channel`)."""
-    return channel.removeprefix(_EVENTS_PREFIX).removesuffix(_EVENTS_SUFFIX)
+    return channel.removeprefix(_EPISODE_PREFIX).removesuffix(_EVENTS_SUFFIX)
 
 
 class EpisodeStore:
