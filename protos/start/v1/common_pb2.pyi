@@ -30,6 +30,7 @@ class EpisodeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EPISODE_STATUS_RUNNING: _ClassVar[EpisodeStatus]
     EPISODE_STATUS_DONE: _ClassVar[EpisodeStatus]
     EPISODE_STATUS_FAILED: _ClassVar[EpisodeStatus]
+    EPISODE_STATUS_CANCELLED: _ClassVar[EpisodeStatus]
 
 class ActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +53,7 @@ EPISODE_STATUS_PENDING: EpisodeStatus
 EPISODE_STATUS_RUNNING: EpisodeStatus
 EPISODE_STATUS_DONE: EpisodeStatus
 EPISODE_STATUS_FAILED: EpisodeStatus
+EPISODE_STATUS_CANCELLED: EpisodeStatus
 ACTION_KIND_UNSPECIFIED: ActionKind
 ACTION_KIND_GENERATE: ActionKind
 ACTION_KIND_RUN_TOOL: ActionKind
@@ -86,18 +88,29 @@ class TestCase(_message.Message):
     def __init__(self, input: _Optional[str] = ..., expected_output: _Optional[str] = ..., fn_name: _Optional[str] = ..., args_json: _Optional[str] = ..., expected_json: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "question", "reference", "task_type", "tests")
+    __slots__ = ("id", "question", "reference", "task_type", "tests", "choices", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     id: str
     question: str
     reference: str
     task_type: TaskType
     tests: _containers.RepeatedCompositeFieldContainer[TestCase]
-    def __init__(self, id: _Optional[str] = ..., question: _Optional[str] = ..., reference: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ...) -> None: ...
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., question: _Optional[str] = ..., reference: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., tests: _Optional[_Iterable[_Union[TestCase, _Mapping]]] = ..., choices: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "cached_prompt_tokens", "completion_tokens")
@@ -164,7 +177,7 @@ class Score(_message.Message):
     def __init__(self, correct: _Optional[bool] = ..., extracted: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Episode(_message.Message):
-    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action", "generation_s", "tool_s")
+    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action", "generation_s", "tool_s", "job_id", "problem_index", "sample_index")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +198,9 @@ class Episode(_message.Message):
     NEXT_ACTION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_S_FIELD_NUMBER: _ClassVar[int]
     TOOL_S_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
     id: str
     problem: Problem
     options: EpisodeOptions
@@ -205,4 +221,7 @@ class Episode(_message.Message):
     next_action: ActionKind
     generation_s: float
     tool_s: float
-    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ..., generation_s: _Optional[float] = ..., tool_s: _Optional[float] = ...) -> None: ...
+    job_id: str
+    problem_index: int
+    sample_index: int
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ..., generation_s: _Optional[float] = ..., tool_s: _Optional[float] = ..., job_id: _Optional[str] = ..., problem_index: _Optional[int] = ..., sample_index: _Optional[int] = ...) -> None: ...

@@ -25,13 +25,19 @@ _sym_db = _symbol_database.Default()
 from start.v1 import common_pb2 as start_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstart/v1/orchestrator.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"y\n\x14SubmitEpisodeRequest\x12\"\n\x07problem\x18\x01 \x01(\x0b\x32\x11.start.v1.Problem\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\x12\x12\n\nepisode_id\x18\x03 \x01(\t\"+\n\x15SubmitEpisodeResponse\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"\'\n\x11GetEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"<\n\x13WatchEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12\x11\n\ttimeout_s\x18\x02 \x01(\x01\x32\xe9\x01\n\x13OrchestratorService\x12P\n\rSubmitEpisode\x12\x1e.start.v1.SubmitEpisodeRequest\x1a\x1f.start.v1.SubmitEpisodeResponse\x12<\n\nGetEpisode\x12\x1b.start.v1.GetEpisodeRequest\x1a\x11.start.v1.Episode\x12\x42\n\x0cWatchEpisode\x12\x1d.start.v1.WatchEpisodeRequest\x1a\x11.start.v1.Episode0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstart/v1/orchestrator.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"y\n\x14SubmitEpisodeRequest\x12\"\n\x07problem\x18\x01 \x01(\x0b\x32\x11.start.v1.Problem\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\x12\x12\n\nepisode_id\x18\x03 \x01(\t\"+\n\x15SubmitEpisodeResponse\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"\'\n\x11GetEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"<\n\x13WatchEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12\x11\n\ttimeout_s\x18\x02 \x01(\x01\"Y\n\rProblemSetRef\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x15\n\rskip_bad_rows\x18\x03 \x01(\x08\x12\x14\n\x0cshuffle_seed\x18\x04 \x01(\x03\"5\n\x0eInlineProblems\x12#\n\x08problems\x18\x01 \x03(\x0b\x32\x11.start.v1.Problem\"\x8f\x02\n\x10SubmitJobRequest\x12.\n\x0bproblem_set\x18\x01 \x01(\x0b\x32\x17.start.v1.ProblemSetRefH\x00\x12*\n\x06inline\x18\x02 \x01(\x0b\x32\x18.start.v1.InlineProblemsH\x00\x12\x1a\n\x03\x61rm\x18\x03 \x01(\x0e\x32\r.start.v1.Arm\x12\x0f\n\x07samples\x18\x04 \x01(\x05\x12)\n\x07options\x18\x05 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x13\n\x0bresults_url\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\x05\x42\n\n\x08problems\"9\n\nSkippedRow\x12\x0b\n\x03row\x18\x01 \x01(\x03\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc8\x01\n\tJobCounts\x12\x10\n\x08problems\x18\x01 \x01(\x03\x12\x10\n\x08\x65pisodes\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0f\n\x07running\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x11\n\tcancelled\x18\x07 \x01(\x03\x12\x0f\n\x07written\x18\x08 \x01(\x03\x12\x0f\n\x07\x63orrect\x18\t \x01(\x03\x12\x0e\n\x06tokens\x18\n \x01(\x03\x12\x12\n\ntool_calls\x18\x0b \x01(\x03\"\xf7\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.start.v1.JobStatus\x12\x1a\n\x03\x61rm\x18\x03 \x01(\x0e\x32\r.start.v1.Arm\x12\x0f\n\x07samples\x18\x04 \x01(\x05\x12)\n\x07options\x18\x05 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\x12#\n\x06\x63ounts\x18\x06 \x01(\x0b\x32\x13.start.v1.JobCounts\x12\x10\n\x08\x61\x63\x63uracy\x18\x07 \x01(\x01\x12\x13\n\x0bresults_url\x18\x08 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\t \x01(\x01\x12\x15\n\rfinished_unix\x18\n \x01(\x01\x12\x13\n\x0bproblem_set\x18\x0b \x01(\t\x12\x1a\n\x12problem_set_sha256\x18\x0c \x01(\t\x12%\n\x07skipped\x18\r \x03(\x0b\x32\x14.start.v1.SkippedRow\x12\x16\n\x0e\x65pisodes_per_s\x18\x0e \x01(\x01\"@\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.start.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"H\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttimeout_s\x18\x02 \x01(\x01\x12\x12\n\ninterval_s\x18\x03 \x01(\x01\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.start.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"Z\n\x13ListEpisodesRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0c\n\x04\x66ull\x18\x04 \x01(\x08\"\xd2\x01\n\x0e\x45pisodeSummary\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12\x15\n\rproblem_index\x18\x02 \x01(\x05\x12\x14\n\x0csample_index\x18\x03 \x01(\x05\x12\x12\n\nproblem_id\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.start.v1.EpisodeStatus\x12\x0f\n\x07\x63orrect\x18\x06 \x01(\x08\x12\x0e\n\x06tokens\x18\x07 \x01(\x05\x12\x12\n\ntool_calls\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\"|\n\x14ListEpisodesResponse\x12*\n\x08\x65pisodes\x18\x01 \x03(\x0b\x32\x18.start.v1.EpisodeSummary\x12\x1f\n\x04\x66ull\x18\x02 \x03(\x0b\x32\x11.start.v1.Episode\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"]\n\x0cSolveRequest\x12\"\n\x07problem\x18\x01 \x01(\x0b\x32\x11.start.v1.Problem\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\"\x8e\x01\n\nSolveEvent\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.start.v1.SolveEventKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07hint_id\x18\x03 \x01(\t\x12\x15\n\rhint_category\x18\x04 \x01(\t\x12\"\n\x07\x65pisode\x18\x05 \x01(\x0b\x32\x11.start.v1.Episode*N\n\x03\x41rm\x12\x13\n\x0f\x41RM_UNSPECIFIED\x10\x00\x12\x0e\n\nARM_GREEDY\x10\x01\x12\x12\n\x0e\x41RM_HINT_INFER\x10\x02\x12\x0e\n\nARM_SAMPLE\x10\x03*\x89\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x01\x12\x13\n\x0fJOB_STATUS_DONE\x10\x02\x12\x19\n\x15JOB_STATUS_CANCELLING\x10\x03\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x04*\xcd\x01\n\x0eSolveEventKind\x12 \n\x1cSOLVE_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cSOLVE_EVENT_KIND_MODEL_DELTA\x10\x01\x12\x19\n\x15SOLVE_EVENT_KIND_HINT\x10\x02\x12\x1e\n\x1aSOLVE_EVENT_KIND_TOOL_CODE\x10\x03\x12 \n\x1cSOLVE_EVENT_KIND_TOOL_OUTPUT\x10\x04\x12\x1a\n\x16SOLVE_EVENT_KIND_FINAL\x10\x05\x32\x9c\x05\n\x13OrchestratorService\x12P\n\rSubmitEpisode\x12\x1e.start.v1.SubmitEpisodeRequest\x1a\x1f.start.v1.SubmitEpisodeResponse\x12<\n\nGetEpisode\x12\x1b.start.v1.GetEpisodeRequest\x1a\x11.start.v1.Episode\x12\x42\n\x0cWatchEpisode\x12\x1d.start.v1.WatchEpisodeRequest\x1a\x11.start.v1.Episode0\x01\x12\x44\n\tSubmitJob\x12\x1a.start.v1.SubmitJobRequest\x1a\x1b.start.v1.SubmitJobResponse\x12\x30\n\x06GetJob\x12\x17.start.v1.GetJobRequest\x1a\r.start.v1.Job\x12\x36\n\x08WatchJob\x12\x19.start.v1.WatchJobRequest\x1a\r.start.v1.Job0\x01\x12\x41\n\x08ListJobs\x12\x19.start.v1.ListJobsRequest\x1a\x1a.start.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.start.v1.CancelJobRequest\x1a\r.start.v1.Job\x12M\n\x0cListEpisodes\x12\x1d.start.v1.ListEpisodesRequest\x1a\x1e.start.v1.ListEpisodesResponse\x12\x37\n\x05Solve\x12\x16.start.v1.SolveRequest\x1a\x14.start.v1.SolveEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'start.v1.orchestrator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ARM']._serialized_start=2407
+  _globals['_ARM']._serialized_end=2485
+  _globals['_JOBSTATUS']._serialized_start=2488
+  _globals['_JOBSTATUS']._serialized_end=2625
+  _globals['_SOLVEEVENTKIND']._serialized_start=2628
+  _globals['_SOLVEEVENTKIND']._serialized_end=2833
   _globals['_SUBMITEPISODEREQUEST']._serialized_start=64
   _globals['_SUBMITEPISODEREQUEST']._serialized_end=185
   _globals['_SUBMITEPISODERESPONSE']._serialized_start=187
@@ -40,6 +46,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETEPISODEREQUEST']._serialized_end=271
   _globals['_WATCHEPISODEREQUEST']._serialized_start=273
   _globals['_WATCHEPISODEREQUEST']._serialized_end=333
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=336
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=569
+  _globals['_PROBLEMSETREF']._serialized_start=335
+  _globals['_PROBLEMSETREF']._serialized_end=424
+  _globals['_INLINEPROBLEMS']._serialized_start=426
+  _globals['_INLINEPROBLEMS']._serialized_end=479
+  _globals['_SUBMITJOBREQUEST']._serialized_start=482
+  _globals['_SUBMITJOBREQUEST']._serialized_end=753
+  _globals['_SKIPPEDROW']._serialized_start=755
+  _globals['_SKIPPEDROW']._serialized_end=812
+  _globals['_JOBCOUNTS']._serialized_start=815
+  _globals['_JOBCOUNTS']._serialized_end=1015
+  _globals['_JOB']._serialized_start=1018
+  _globals['_JOB']._serialized_end=1393
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=1395
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=1459
+  _globals['_GETJOBREQUEST']._serialized_start=1461
+  _globals['_GETJOBREQUEST']._serialized_end=1492
+  _globals['_WATCHJOBREQUEST']._serialized_start=1494
+  _globals['_WATCHJOBREQUEST']._serialized_end=1566
+  _globals['_LISTJOBSREQUEST']._serialized_start=1568
+  _globals['_LISTJOBSREQUEST']._serialized_end=1624
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1626
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1698
+  _globals['_CANCELJOBREQUEST']._serialized_start=1700
+  _globals['_CANCELJOBREQUEST']._serialized_end=1734
+  _globals['_LISTEPISODESREQUEST']._serialized_start=1736
+  _globals['_LISTEPISODESREQUEST']._serialized_end=1826
+  _globals['_EPISODESUMMARY']._serialized_start=1829
+  _globals['_EPISODESUMMARY']._serialized_end=2039
+  _globals['_LISTEPISODESRESPONSE']._serialized_start=2041
+  _globals['_LISTEPISODESRESPONSE']._serialized_end=2165
+  _globals['_SOLVEREQUEST']._serialized_start=2167
+  _globals['_SOLVEREQUEST']._serialized_end=2260
+  _globals['_SOLVEEVENT']._serialized_start=2263
+  _globals['_SOLVEEVENT']._serialized_end=2405
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=2836
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=3504
 # @@protoc_insertion_point(module_scope)

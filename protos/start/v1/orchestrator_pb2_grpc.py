@@ -50,6 +50,41 @@ class OrchestratorServiceStub:
                 request_serializer=start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.SerializeToString,
                 response_deserializer=start_dot_v1_dot_common__pb2.Episode.FromString,
                 _registered_method=True)
+        self.SubmitJob = channel.unary_unary(
+                '/start.v1.OrchestratorService/SubmitJob',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/start.v1.OrchestratorService/GetJob',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/start.v1.OrchestratorService/WatchJob',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/start.v1.OrchestratorService/ListJobs',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/start.v1.OrchestratorService/CancelJob',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListEpisodes = channel.unary_unary(
+                '/start.v1.OrchestratorService/ListEpisodes',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.ListEpisodesRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.ListEpisodesResponse.FromString,
+                _registered_method=True)
+        self.Solve = channel.unary_stream(
+                '/start.v1.OrchestratorService/Solve',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.SolveRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.SolveEvent.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -62,13 +97,59 @@ class OrchestratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetEpisode(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """An episode in flight (Redis) or finished in a job's results.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchEpisode(self, request, context):
         """Streams a snapshot of the episode after every step until it is done or failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJob(self, request, context):
+        """A problem set x an arm x options x samples, each (problem, sample) one episode.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """The job's progress, at most every interval_s, until it is finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEpisodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Solve(self, request, context):
+        """One problem served with the tool loop, streaming what happens as it happens.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,6 +172,41 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.WatchEpisode,
                     request_deserializer=start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.FromString,
                     response_serializer=start_dot_v1_dot_common__pb2.Episode.SerializeToString,
+            ),
+            'SubmitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJob,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.GetJobRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.Job.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.WatchJobRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.ListJobsRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.CancelJobRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.Job.SerializeToString,
+            ),
+            'ListEpisodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEpisodes,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.ListEpisodesRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.ListEpisodesResponse.SerializeToString,
+            ),
+            'Solve': grpc.unary_stream_rpc_method_handler(
+                    servicer.Solve,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.SolveRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.SolveEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +290,195 @@ class OrchestratorService:
             '/start.v1.OrchestratorService/WatchEpisode',
             start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.SerializeToString,
             start_dot_v1_dot_common__pb2.Episode.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/SubmitJob',
+            start_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/GetJob',
+            start_dot_v1_dot_orchestrator__pb2.GetJobRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/start.v1.OrchestratorService/WatchJob',
+            start_dot_v1_dot_orchestrator__pb2.WatchJobRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/ListJobs',
+            start_dot_v1_dot_orchestrator__pb2.ListJobsRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/CancelJob',
+            start_dot_v1_dot_orchestrator__pb2.CancelJobRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEpisodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/ListEpisodes',
+            start_dot_v1_dot_orchestrator__pb2.ListEpisodesRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.ListEpisodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Solve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/start.v1.OrchestratorService/Solve',
+            start_dot_v1_dot_orchestrator__pb2.SolveRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.SolveEvent.FromString,
             options,
             channel_credentials,
             insecure,
