@@ -1,12 +1,14 @@
 """The orchestrator's calls to the other services, in one place, with deadlines.
 
-Blocking gRPC stubs (Celery steps run in worker threads), one channel per peer per
-process. `TRANSIENT` names the status codes worth a retry of the step: the peer is down,
-restarting, overloaded or slow.
+Blocking gRPC stubs (Celery steps run in worker threads, Solve in a thread per call),
+one channel per peer per process: every `Peers` of a process shares it, so a `Peers` per
+Solve call costs no connection. `TRANSIENT` names the status codes worth a retry of the
+step: the peer is down, restarting, overloaded or slow.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import grpc
@@ -33,6 +35,10 @@ TRANSIENT = (
 )
 
 
+# Channels are thread-safe and multiplex calls: one per address serves every Peers.
+_shared_channel = functools.cache(channel)
+
+
 class TransientError(Exception):
     """A failure that a later retry of the same step may not see (a sandbox hiccup)."""
 
@@ -48,6 +54,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, grpc.RpcError) and exc.code() in TRANSIENT
 
 
+def describe(exc: BaseException) -> str:
+    """A step's failure in one line: the status and details of a peer's error, else the exception."""
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class Peers:
     addresses: PeerAddresses
@@ -55,10 +68,10 @@ class Peers:
     _max_model_len: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.generation = generation_pb2_grpc.GenerationServiceStub(channel(self.addresses.generation_addr))
-        self.hints = hints_pb2_grpc.HintServiceStub(channel(self.addresses.hints_addr))
-        self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(channel(self.addresses.sandbox_addr))
-        self.scoring = scoring_pb2_grpc.ScoringServiceStub(channel(self.addresses.scoring_addr))
+        self.generation = generation_pb2_grpc.GenerationServiceStub(_shared_channel(self.addresses.generation_addr))
+        self.hints = hints_pb2_grpc.HintServiceStub(_shared_channel(self.addresses.hints_addr))
+        self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(_shared_channel(self.addresses.sandbox_addr))
+        self.scoring = scoring_pb2_grpc.ScoringServiceStub(_shared_channel(self.addresses.scoring_addr))
 
     def render_chat(self, question: str) -> str:
         request = generation_pb2.RenderChatRequest(

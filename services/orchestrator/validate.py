@@ -24,10 +24,24 @@ def validate_episode_id(episode_id: str, field: str = "episode_id") -> None:
     )
 
 
+_JOB_ID = re.compile(r"^job-[0-9a-f]{16}$")
+
+
+def validate_job_id(job_id: str) -> None:
+    require(bool(_JOB_ID.match(job_id)), "job_id", f"{job_id[:40]!r} is not a job id (job- and 16 hex digits)")
+
+
 def validate_submit(request: opb.SubmitEpisodeRequest, max_question_chars: int, max_total_tokens: int) -> None:
     if request.episode_id:
         validate_episode_id(request.episode_id)
-    problem = request.problem
+    validate_problem_and_options(request.problem, request.options, max_question_chars, max_total_tokens)
+
+
+def validate_problem_and_options(
+    problem: pb.Problem, options: pb.EpisodeOptions, max_question_chars: int, max_total_tokens: int
+) -> None:
+    """The fields every way of running an episode shares (SubmitEpisode, Solve): both name
+    them `problem` and `options`, so the messages name the right field for either."""
     require(bool(problem.question.strip()), "problem.question", "empty; send the question to solve")
     require(
         len(problem.question) <= max_question_chars,
@@ -36,7 +50,6 @@ def validate_submit(request: opb.SubmitEpisodeRequest, max_question_chars: int, 
     )
     names = ", ".join(pb.TaskType.Name(t) for t in _TASK_TYPES)
     require(problem.task_type in _TASK_TYPES, "problem.task_type", f"{problem.task_type} unknown; use one of {names}")
-    options = request.options
     sampling = options.sampling
     require(0.0 <= sampling.temperature <= 2.0, "options.sampling.temperature", "must be in [0, 2] (0 is greedy)")
     require(0.0 <= sampling.top_p <= 1.0, "options.sampling.top_p", "must be in [0, 1] (0 reads as 1)")
