@@ -3,14 +3,27 @@
 Settings come from `START_WORKER_*` (see services/orchestrator/celery_app.py), the peers
 and Redis from `START_<PEER>_ADDR` and `START_REDIS_URL`; flags win over the environment.
 Steps wait on gRPC calls most of the time, so the worker runs them in a thread pool.
+
+The Celery worker runs in a child process that this command restarts when it exits on an
+error (Celery's consumer can die on a broker outage it fails to recover from: broker.py),
+with back-off, as a Kubernetes container would be restarted, but in a second and without
+a crash loop's growing delays. SIGTERM and SIGINT are passed on (warm shutdown: running
+steps finish); the child dies with this process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
+import subprocess
+import sys
+import time
+
 import typer
 from pydantic import ValidationError
 
-from services.common.logs import configure_logging
+from services.common.logs import configure_logging, get_logger
 from services.common.settings import PeerAddresses, load_settings, parse_overrides
 from services.orchestrator.celery_app import WorkerSettings
 
@@ -19,6 +32,7 @@ def worker(
     concurrency: int | None = typer.Option(None, help="Steps run at once (else START_WORKER_CONCURRENCY, 8)."),
     queue: list[str] = typer.Option([], "--queue", "-Q", help="Queue to consume (repeat); default: all."),
     set_: list[str] = typer.Option([], "--set", help="Any worker setting as key=value; wins over env."),
+    supervise: bool = typer.Option(True, help="Restart the Celery worker when it exits on an error.", hidden=True),
 ) -> None:
     """Run a Celery worker that takes episode steps until SIGTERM (warm shutdown)."""
     try:
@@ -33,6 +47,8 @@ def worker(
         typer.echo(f"startctl worker: bad settings:\n{exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level)
+    if supervise:
+        raise typer.Exit(supervise_worker([sys.executable, "-m", "startctl", *sys.argv[1:], "--no-supervise"]))
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -52,3 +68,37 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def supervise_worker(argv: list[str]) -> int:
+    """Run argv, restarting it when it exits on its own with an error; its last exit code."""
+    log = get_logger("worker.supervisor")
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    delay = 1.0
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        code = child.wait()
+        if stopping or code == 0:
+            return code
+        if time.monotonic() - started > 60:
+            delay = 1.0  # it ran a while: a new failure, not a crash loop
+        log.error("celery worker exited; restarting it", exit_code=code, restart_in_s=delay)
+        time.sleep(delay)
+        delay = min(30.0, delay * 2)
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGKILL when the supervisor dies, so no worker is orphaned (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -20,6 +20,7 @@ from kombu import Queue
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.orchestrator.store import EpisodeStore
 from start.v1 import common_pb2 as pb
 
 STEP_TASK = "episode.step"
@@ -55,6 +56,9 @@ class WorkerSettings(BaseSettings):
     )
     busy_backoff_max_s: float = Field(5.0, gt=0, description="Longest pause between two tries at a busy peer.")
     finished_ttl_s: int = Field(7 * 24 * 3600, ge=0, description="Keep finished episodes this long; 0 forever.")
+    redis_retry_s: float = Field(
+        60, ge=0, description="How long a Redis command is retried across a Redis restart before the step gives up."
+    )
     log_level: str = Field("INFO", description="Celery's log level.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's Prometheus /metrics (0: off).")
 
@@ -63,6 +67,8 @@ def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dic
     settings = settings or WorkerSettings()
     return {
         "broker_url": redis_url,
+        # Kombu's Redis transport, with a worker that survives Redis dying mid-step (broker.py).
+        "broker_transport": "services.orchestrator.broker:Transport",
         "result_backend": redis_url,
         # Steps report through the episode store, never through results.
         "task_ignore_result": True,
@@ -77,6 +83,12 @@ def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dic
         "task_soft_time_limit": settings.step_soft_time_limit_s,
         "task_time_limit": settings.step_time_limit_s,
         "broker_connection_retry_on_startup": True,
+        # A publish that meets a Redis restart waits for it (about a minute) instead of
+        # failing the step that published; the reconciler covers anything still lost.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2,
+        },
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout_s,
             # Sweep for messages of dead workers often enough to honour the timeout.
@@ -97,3 +109,13 @@ def make_celery(redis_url: str, settings: WorkerSettings | None = None) -> Celer
 def enqueue_step(app: Celery, episode_id: str, step_no: int, action: int) -> None:
     """Hand step step_no of an episode to the queue of the work it does (blocking publish)."""
     app.send_task(STEP_TASK, args=[episode_id, step_no], queue=_QUEUE_OF_ACTION.get(action, QUEUE_GENERATE))
+
+
+def queue_step(app: Celery, store: EpisodeStore, episode_id: str, step_no: int, action: int) -> None:
+    """Publish a step, then record it as queued.
+
+    In this order: a crash in between queues the step twice, which the store's
+    compare-and-set makes harmless; the other order could lose it.
+    """
+    enqueue_step(app, episode_id, step_no, action)
+    store.mark_queued(episode_id, step_no)

@@ -8,6 +8,10 @@ it queues the next step. Errors a retry may cure (a peer UNAVAILABLE, a deadline
 retried with exponential back-off; after the last retry, or on any other error, the
 episode is marked FAILED with the error.
 
+An episode whose job was cancelled is recorded as CANCELLED at its next step instead. Redis
+commands ride out a Redis restart (store.blocking_redis); a step that still meets a broken
+Redis gives up quietly and the controller's reconciler queues it again once Redis is back.
+
 Workers build their store and peers once per process from the environment
 (`START_WORKER_*`, `START_REDIS_URL`, `START_<PEER>_ADDR`).
 """
@@ -20,13 +24,15 @@ from dataclasses import dataclass
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from redis.exceptions import RedisError
 
 from services.common.logs import get_logger
 from services.common.settings import PeerAddresses
-from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, enqueue_step, make_celery
+from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, make_celery, queue_step
+from services.orchestrator.jobs import CANCELLED, CANCELLING, JobStore
 from services.orchestrator.peers import Peers, is_busy, is_transient
 from services.orchestrator.steps import take_step
-from services.orchestrator.store import TERMINAL, EpisodeStore
+from services.orchestrator.store import TERMINAL, EpisodeStore, status_counter
 from services.orchestrator.worker_metrics import EPISODES_FINISHED, STEP_SECONDS, STEPS
 from start.v1 import common_pb2 as pb
 
@@ -37,6 +43,7 @@ log = get_logger("orchestrator.tasks")
 class WorkerContext:
     settings: WorkerSettings
     store: EpisodeStore
+    jobs: JobStore
     peers: Peers
 
 
@@ -49,10 +56,9 @@ _context: dict[str, WorkerContext] = {}
 def configure(settings: WorkerSettings, addresses: PeerAddresses) -> Celery:
     """Point the app, the store and the peers of this worker process at their settings."""
     app.conf.update(celery_config(addresses.redis_url, settings))
+    store = EpisodeStore.from_url(addresses.redis_url, settings.finished_ttl_s, settings.redis_retry_s)
     _context["worker"] = WorkerContext(
-        settings=settings,
-        store=EpisodeStore.from_url(addresses.redis_url, settings.finished_ttl_s),
-        peers=Peers(addresses, settings.rpc_timeout_s),
+        settings=settings, store=store, jobs=JobStore(store.client), peers=Peers(addresses, settings.rpc_timeout_s)
     )
     return app
 
@@ -67,10 +73,7 @@ def ensure_next_step_queued(ctx: WorkerContext, episode: pb.Episode) -> None:
     """Queue the episode's next step unless it is finished or that step was queued already."""
     if episode.status in TERMINAL or ctx.store.queued_step(episode.id) >= episode.steps:
         return
-    enqueue_step(app, episode.id, episode.steps, episode.next_action)
-    # Marked after the publish: a crash in between queues the step twice, which the
-    # compare-and-set makes harmless; the other order could lose it.
-    ctx.store.mark_queued(episode.id, episode.steps)
+    queue_step(app, ctx.store, episode.id, episode.steps, episode.next_action)
 
 
 def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -> None:
@@ -85,12 +88,32 @@ def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -
         log.warning("episode failed", episode_id=episode_id, step=step_no, error=error)
 
 
+def _cancel(ctx: WorkerContext, episode: pb.Episode, step_no: int) -> None:
+    """Record the episode as cancelled (its job was): it stops here and is written as such."""
+    episode.status = pb.EPISODE_STATUS_CANCELLED
+    episode.error = f"cancelled with its job at step {step_no}"
+    episode.finished_unix = time.time()
+    episode.steps += 1
+    if ctx.store.save(episode, expected_step=step_no):
+        EPISODES_FINISHED.labels("cancelled").inc()
+
+
 @app.task(name=STEP_TASK, bind=True, max_retries=None)
 def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since: float = 0.0) -> None:
     """`faults`: retries spent on errors so far; `busy_since`: when a peer first said it was
     full, while it still does (a busy peer is waited out, within `busy_wait_s`, without
     spending the fault retries: 64 episodes at once must not fail on a 2-sandbox pool)."""
     ctx = context()
+    try:
+        _load_and_step(self, ctx, episode_id, step_no, faults, busy_since)
+    except RedisError as exc:
+        STEPS.labels("unknown", "redis_error").inc()
+        log.warning("redis unavailable; the reconciler will queue the step again", episode_id=episode_id,
+                    step=step_no, error=str(exc))
+
+
+def _load_and_step(self: Task, ctx: WorkerContext, episode_id: str, step_no: int, faults: int,
+                   busy_since: float) -> None:
     episode = ctx.store.load(episode_id)
     if episode is None:
         log.warning("no such episode", episode_id=episode_id, step=step_no)
@@ -100,6 +123,9 @@ def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since:
     if episode.steps > step_no:
         STEPS.labels(_action(episode), "duplicate").inc()
         ensure_next_step_queued(ctx, episode)
+        return
+    if episode.job_id and ctx.jobs.status(episode.job_id) in (CANCELLING, CANCELLED):
+        _cancel(ctx, episode, step_no)
         return
     action = _action(episode)
     started = time.monotonic()
@@ -145,7 +171,7 @@ def _step(
     if not ctx.store.save(episode, expected_step=step_no):
         return "duplicate"  # another run of this step saved first and queued the next one
     if episode.status in TERMINAL:
-        EPISODES_FINISHED.labels("done" if episode.status == pb.EPISODE_STATUS_DONE else "failed").inc()
+        EPISODES_FINISHED.labels(status_counter(episode.status)).inc()
     ensure_next_step_queued(ctx, episode)
     return "saved"
 

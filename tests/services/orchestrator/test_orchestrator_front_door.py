@@ -21,10 +21,11 @@ from startctl.processes import free_port
 
 
 @pytest.fixture(scope="module")
-def front_door_env(redis_db, start_service) -> dict[str, str]:
+def front_door_env(redis_db, start_service, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     hints_addr = start_service("hints")
     return {
         "START_REDIS_URL": redis_db(5),
+        "START_ORCHESTRATOR_RESULTS_URL": str(tmp_path_factory.mktemp("results")),
         "START_HINTS_ADDR": hints_addr,
         # Nothing listens here: steps that need the model fail fast with UNAVAILABLE.
         "START_GENERATION_ADDR": f"127.0.0.1:{free_port()}",
@@ -148,3 +149,59 @@ def test_unreachable_generation_fails_the_episode_after_retries_with_the_error(
     last = list(orchestrator.WatchEpisode(request, timeout=90))[-1]
     assert last.status == pb.EPISODE_STATUS_FAILED
     assert "UNAVAILABLE" in last.error and "after 2 retries" in last.error
+
+
+def job_request(**kw) -> opb.SubmitJobRequest:
+    problems = [pb.Problem(id=f"p{i}", question=f"What is {i} * 7?", reference=str(7 * i)) for i in range(3)]
+    return opb.SubmitJobRequest(
+        inline=kw.pop("inline", opb.InlineProblems(problems=problems)), arm=kw.pop("arm", opb.ARM_GREEDY), **kw
+    )
+
+
+def test_a_job_is_accepted_reported_listed_and_cancelled_over_grpc(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    reply = orchestrator.SubmitJob(job_request(idempotency_key="front-door-job"), timeout=30)
+    job = reply.job
+    assert reply.created and job.id.startswith("job-") and job.counts.episodes == 3
+    assert job.options.max_tool_calls == 6 and job.options.sampling.temperature == 0
+    again = orchestrator.SubmitJob(job_request(idempotency_key="front-door-job"), timeout=30)
+    assert not again.created and again.job.id == job.id
+    assert job.id in [j.id for j in orchestrator.ListJobs(opb.ListJobsRequest(), timeout=10).jobs]
+    page = orchestrator.ListEpisodes(opb.ListEpisodesRequest(job_id=job.id, page_size=2), timeout=10)
+    assert [e.problem_index for e in page.episodes] == [0, 1] and page.next_page_token == "2"
+    cancelled = orchestrator.CancelJob(opb.CancelJobRequest(job_id=job.id), timeout=10)
+    assert cancelled.status in (opb.JOB_STATUS_CANCELLING, opb.JOB_STATUS_CANCELLED)
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "names"),
+    [
+        (job_request(arm=opb.ARM_UNSPECIFIED), grpc.StatusCode.INVALID_ARGUMENT, "arm"),
+        (job_request(samples=-1), grpc.StatusCode.INVALID_ARGUMENT, "samples"),
+        (job_request(inline=opb.InlineProblems(problems=[pb.Problem(question=" ")])),
+         grpc.StatusCode.INVALID_ARGUMENT, "row 1 field question"),
+        (opb.SubmitJobRequest(problem_set=opb.ProblemSetRef(url="/nonexistent/set.jsonl"), arm=opb.ARM_GREEDY),
+         grpc.StatusCode.INVALID_ARGUMENT, "/nonexistent/set.jsonl"),
+        (opb.SubmitJobRequest(problem_set=opb.ProblemSetRef(url="x.jsonl", format="mmlu"), arm=opb.ARM_GREEDY),
+         grpc.StatusCode.INVALID_ARGUMENT, "problem_set.format"),
+    ],
+)
+def test_a_bad_job_gets_invalid_argument_naming_what_to_fix(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, request_, code, names: str  # noqa: ANN001
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        orchestrator.SubmitJob(request_, timeout=30)
+    assert caught.value.code() == code
+    assert names in caught.value.details()
+
+
+def test_unknown_and_malformed_job_ids_are_told_apart(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        orchestrator.GetJob(opb.GetJobRequest(job_id="job-0123456789abcdef"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        orchestrator.GetJob(opb.GetJobRequest(job_id="../etc"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "job_id" in caught.value.details()
