@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from services.common.settings import load_settings, parse_overrides
-from startctl import bench, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
+from startctl import bench, job_cmd, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
 from startctl.processes import SERVICES
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(score_cmd.app, name="score")
 app.add_typer(bench.app, name="bench")
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(job_cmd.app, name="job")
 local.register(app)
 app.command()(worker_cmd.worker)
 

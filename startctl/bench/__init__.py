@@ -56,6 +56,7 @@ def save_results(name: str, console: Console, figures: dict) -> None:
 register("episode-throughput", "episode_throughput")
 register("hint-infer", "hint_infer")
 register("hint-scaling", "hint_scaling")
+register("pipeline", "pipeline")
 register("sandbox", "sandbox")
 register("scoring", "scoring")
 register("train", "train")
