@@ -29,6 +29,12 @@ POD_SPEC_PATHS = {
 
 Objects = list[dict[str, Any]]
 
+# The orchestrator's Celery step queues (services/orchestrator/celery_app.py), by the key the
+# chart gives each under workers.queues: one worker Deployment `<release>-workers-<key>` each.
+WORKER_QUEUES = {"generate": "start.generate", "tool": "start.tool", "score": "start.score"}
+# The label that tells one queue's workers from another's (all carry component "workers").
+QUEUE_LABEL = "start.dev/queue"
+
 
 def load_values(name: str) -> dict[str, Any]:
     """The values an operator passes with -f (none for the chart defaults)."""
@@ -100,3 +106,8 @@ def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+def worker_deployments(objects: Objects, release: str = RELEASE) -> dict[str, dict[str, Any]]:
+    """Each queue's worker Deployment, by the queue's key under workers.queues."""
+    return {queue: named(objects, "Deployment", f"{release}-workers-{queue}") for queue in WORKER_QUEUES}

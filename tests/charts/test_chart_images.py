@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,13 @@ def test_chart_default_image_names_match_the_dockerfile_they_come_from() -> None
     for artifact in skaffold_with(None)["build"]["artifacts"]:
         folder = Path(artifact["docker"]["dockerfile"]).parent.name
         assert artifact["image"] == f"start-{folder}"
+
+
+def test_services_image_can_reach_the_object_stores_the_chart_accepts_for_results() -> None:
+    """results.url may be s3:// or gs://: the orchestrator's image needs fsspec's s3fs and gcsfs."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {re.split(r"[<>=!~\[ ]", req)[0] for req in extras["cloud"]} >= {"s3fs", "gcsfs"}
+    text = (ROOT / "services" / "Dockerfile").read_text()
+    (install,) = re.findall(r"^RUN pip install (.+)$", text, re.M)
+    assert install == '-e ".[cloud]"'
+    assert "s3fs, gcsfs" in text  # the build imports them, so a missing one fails the build

@@ -5,7 +5,7 @@ tests (scoring) and this release's health tests, on the port the sandbox listens
 from __future__ import annotations
 
 import pytest
-from chart_objects import component, containers, named, pod_labels, selector_matches, workloads
+from chart_objects import component, containers, named, pod_labels, selector_matches, worker_deployments, workloads
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,13 @@ def test_only_workers_scoring_and_health_tests_may_reach_the_sandbox(default_obj
     assert admitted == {"workers", "scoring", "health-test"}
     # The orchestrator's front door, generation and hints have no business there.
     assert not admitted & {"orchestrator", "generation", "hints", "redis", "train"}
+
+
+def test_workers_of_every_queue_may_reach_the_sandbox(default_objects, policy) -> None:
+    """The policy admits workers by the component label every queue's pods share."""
+    peers = [peer["podSelector"] for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+    for queue, deployment in worker_deployments(default_objects).items():
+        assert any(selector_matches(peer, pod_labels(deployment)) for peer in peers), queue
 
 
 def test_admitted_port_is_the_one_the_sandbox_serves_grpc_on(default_objects, policy) -> None:

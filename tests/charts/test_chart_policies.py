@@ -1,6 +1,7 @@
 """What operators rely on, asserted object by object: every pod locked down and bounded,
 every service probed over gRPC health and drained before it is killed, the sandbox
-isolated, disruptions budgeted, workers autoscaled, Redis persistent, secrets referenced."""
+isolated, disruptions budgeted, Redis persistent, secrets referenced. The workers' queues
+and scaling are in test_chart_workers.py, job results in test_chart_results.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import helm_python as helm
 import pytest
 import yaml
 from chart_objects import (
+    WORKER_QUEUES,
     chart_defaults,
     component,
     containers,
@@ -18,10 +20,13 @@ from chart_objects import (
     pod_labels,
     pod_spec,
     selector_matches,
+    worker_deployments,
     workloads,
 )
 
 GRPC_SERVICES = {"generation": 50051, "hints": 50052, "sandbox": 50053, "scoring": 50054, "orchestrator": 50050}
+# Deployments that call the other services and Redis: the front door, each queue's workers, scoring.
+PEER_CALLERS = ("start-orchestrator", *(f"start-workers-{queue}" for queue in WORKER_QUEUES), "start-scoring")
 
 
 @pytest.fixture(scope="module", params=["default", "gpu"])
@@ -127,7 +132,7 @@ def test_generation_start_up_allows_minutes_of_model_loading_before_liveness(obj
 
 def test_peer_addresses_name_the_services_and_ports_that_exist(default_objects) -> None:
     services = {s["metadata"]["name"]: s for s in of_kind(default_objects, "Service")}
-    for name in ("start-orchestrator", "start-workers", "start-scoring"):
+    for name in PEER_CALLERS:
         (container,) = containers(named(default_objects, "Deployment", name))
         env = env_of(container)
         for peer in GRPC_SERVICES:
@@ -170,44 +175,11 @@ def test_each_component_has_a_disruption_budget_selecting_exactly_its_pods(defau
     budgets = [p for p in of_kind(default_objects, "PodDisruptionBudget") if component(p) == service]
     assert len(budgets) == 1
     selector = budgets[0]["spec"]["selector"]
-    selected = [w["metadata"]["name"] for w in workloads(default_objects) if selector_matches(selector, pod_labels(w))]
-    assert selected == [f"start-{service}"]
+    selected = {w["metadata"]["name"] for w in workloads(default_objects) if selector_matches(selector, pod_labels(w))}
+    # One budget covers the workers of every queue.
+    expected = {f"start-workers-{q}" for q in WORKER_QUEUES} if service == "workers" else {f"start-{service}"}
+    assert selected == expected
     assert budgets[0]["spec"]["maxUnavailable"] == 1
-
-
-def test_workers_autoscale_with_an_hpa_that_owns_the_replica_count(default_objects) -> None:
-    (hpa,) = of_kind(default_objects, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "start-workers"}
-    assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
-    assert "replicas" not in named(default_objects, "Deployment", "start-workers")["spec"]
-    assert of_kind(default_objects, "ScaledObject") == []
-
-
-def test_workers_scale_on_redis_queue_length_with_keda_instead_of_the_hpa(render) -> None:
-    objects = render({"workers": {"keda": {"enabled": True}}})
-    assert of_kind(objects, "HorizontalPodAutoscaler") == []
-    (scaled,) = of_kind(objects, "ScaledObject")
-    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
-    assert scaled["spec"]["scaleTargetRef"] == {"name": "start-workers"}
-    triggers = scaled["spec"]["triggers"]
-    assert {t["metadata"]["listName"] for t in triggers} == {"start.generate", "start.tool", "start.score"}
-    assert {t["type"] for t in triggers} == {"redis"}
-    assert {t["metadata"]["address"] for t in triggers} == {"start-redis:6379"}
-    assert "replicas" not in named(objects, "Deployment", "start-workers")["spec"]
-
-
-def test_workers_keep_a_fixed_replica_count_without_an_autoscaler(render) -> None:
-    objects = render({"workers": {"autoscaling": {"enabled": False}, "replicas": 3}})
-    assert of_kind(objects, "HorizontalPodAutoscaler") == of_kind(objects, "ScaledObject") == []
-    assert named(objects, "Deployment", "start-workers")["spec"]["replicas"] == 3
-
-
-def test_workers_are_probed_by_a_celery_ping_to_themselves(default_objects) -> None:
-    (container,) = containers(named(default_objects, "Deployment", "start-workers"))
-    assert container["args"] == ["worker"]
-    command = " ".join(container["livenessProbe"]["exec"]["command"])
-    assert "inspect ping" in command and "celery@$HOSTNAME" in command
-    assert env_of(container)["START_WORKER_CONCURRENCY"] == "16"
 
 
 def test_in_chart_redis_persists_queues_append_only_on_a_volume(default_objects) -> None:
@@ -224,7 +196,7 @@ def test_external_redis_url_comes_from_a_secret_and_no_redis_is_deployed(render)
     objects = render({"redis": {"enabled": False, "external": {"existingSecret": "redis-conn"}}})
     assert of_kind(objects, "StatefulSet") == []
     assert "start-redis" not in {s["metadata"]["name"] for s in of_kind(objects, "Service")}
-    for name in ("start-orchestrator", "start-workers", "start-scoring"):
+    for name in PEER_CALLERS:
         (container,) = containers(named(objects, "Deployment", name))
         ref = env_of(container)["START_REDIS_URL"]["secretKeyRef"]
         assert ref == {"name": "redis-conn", "key": "redis-url"}
@@ -236,12 +208,12 @@ def test_redis_password_is_referenced_from_a_secret_never_written_into_the_chart
     (redis,) = containers(named(objects, "StatefulSet", "start-redis"))
     assert "--requirepass" in redis["args"]
     assert env_of(redis)["REDIS_PASSWORD"]["secretKeyRef"]["name"] == "redis-auth"
-    (worker,) = containers(named(objects, "Deployment", "start-workers"))
-    env = worker["env"]
-    names = [e["name"] for e in env]
-    # $(REDIS_PASSWORD) only expands when it is defined before the URL that uses it.
-    assert names.index("REDIS_PASSWORD") < names.index("START_REDIS_URL")
-    assert env_of(worker)["START_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@start-redis:6379/0"
+    for deployment in worker_deployments(objects).values():
+        (worker,) = containers(deployment)
+        names = [e["name"] for e in worker["env"]]
+        # $(REDIS_PASSWORD) only expands when it is defined before the URL that uses it.
+        assert names.index("REDIS_PASSWORD") < names.index("START_REDIS_URL")
+        assert env_of(worker)["START_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@start-redis:6379/0"
 
 
 def test_hint_libraries_from_values_are_mounted_where_the_hints_service_reads_them(render) -> None:

@@ -41,6 +41,23 @@ VALUE_SETS = {
         "hints": {"library": {"files": {"chemistry.yaml": "name: chemistry\n"}}},
         "generation": {"model": {"existingClaim": "models", "path": "/models/m"}},
     },
+    "results-object-store-per-queue-workers": {
+        "results": {"url": "gs://acme-start/results", "existingSecret": "results-gcs"},
+        "orchestrator": {"replicas": 3},
+        "workers": {
+            "queues": {
+                "generate": {"concurrency": 64, "autoscaling": {"minReplicas": 4, "maxReplicas": 40}},
+                "tool": {
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+                },
+            }
+        },
+    },
+    "results-shared-volume-fixed-workers": {
+        "results": {"persistence": {"accessModes": ["ReadWriteMany"], "storageClass": "nfs"}},
+        "orchestrator": {"replicas": 2},
+        "workers": {"autoscaling": {"enabled": False}, "queues": {"score": {"replicas": 1}}},
+    },
 }
 
 

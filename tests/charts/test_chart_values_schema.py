@@ -30,7 +30,25 @@ BAD_VALUES = {
     "zero training nodes": ({"training": {"nodes": 0}}, "/training/nodes"),
     "bad log format": ({"logFormat": "xml"}, "/logFormat"),
     "redis url without scheme": ({"redis": {"external": {"url": "redis-host:6379"}}}, "/redis/external/url"),
-    "keda without queues": ({"workers": {"keda": {"queues": []}}}, "/workers/keda/queues"),
+    "keda queues from before the per-queue workers": (
+        {"workers": {"keda": {"queues": ["start.generate"]}}},
+        "/workers/keda",
+    ),
+    "unknown worker queue": ({"workers": {"queues": {"embed": {"concurrency": 4}}}}, "embed"),
+    "queue without threads": (
+        {"workers": {"queues": {"tool": {"concurrency": 0}}}},
+        "/workers/queues/tool/concurrency",
+    ),
+    "queue resources without limits": (
+        {"workers": {"queues": {"score": {"resources": {"requests": {"cpu": 1, "memory": "1Gi"}}}}}},
+        "/workers/queues/score/resources",
+    ),
+    "results url not an object store": ({"results": {"url": "https://bucket.example.com/x"}}, "/results/url"),
+    "results read-only volume": (
+        {"results": {"persistence": {"accessModes": ["ReadOnlyMany"]}}},
+        "/results/persistence/accessModes",
+    ),
+    "no episodes in flight": ({"orchestrator": {"jobs": {"maxInFlight": 0}}}, "/orchestrator/jobs/maxInFlight"),
 }
 
 

@@ -276,3 +276,79 @@ spec:
       targetPort: metrics
       protocol: TCP
 {{- end -}}
+
+{{/*
+Celery workers: a Deployment per step queue (workers.queues: generate, tool, score), so
+each kind of work scales on its own. All of them carry component "workers" (one PDB and
+the sandbox's NetworkPolicy select them together); the queue label tells them apart and
+is part of each Deployment's selector, so no two Deployments claim the same pods.
+*/}}
+{{- define "start.workerQueueLabel" -}}
+start.dev/queue: {{ .queue }}
+{{- end -}}
+
+{{/* Labels that select one queue's worker pods: (dict "root" $ "queue" "generate"). */}}
+{{- define "start.workerSelectorLabels" -}}
+{{ include "start.selectorLabels" (dict "root" .root "component" "workers") }}
+{{ include "start.workerQueueLabel" . }}
+{{- end -}}
+
+{{/* Standard labels of one queue's worker objects: (dict "root" $ "queue" "generate"). */}}
+{{- define "start.workerLabels" -}}
+{{ include "start.labels" (dict "root" .root "component" "workers") }}
+{{ include "start.workerQueueLabel" . }}
+{{- end -}}
+
+{{/*
+One queue's worker settings as JSON (read with fromJson): the shared workers.* defaults
+with the queue's own non-null values on top. (dict "root" $ "queue" "generate")
+Keys: name (object name), celeryQueue, replicas, concurrency, resources, autoscaling
+(enabled, minReplicas, maxReplicas, targetCPUUtilizationPercentage), listLength.
+*/}}
+{{- define "start.workerQueue" -}}
+{{- $w := .root.Values.workers -}}
+{{- $q := get $w.queues .queue | default dict -}}
+{{- $where := printf "workers.queues.%s" .queue -}}
+{{- $autoscaling := deepCopy $w.autoscaling -}}
+{{- range $key, $value := ($q.autoscaling | default dict) }}
+{{- if not (kindIs "invalid" $value) }}{{ $_ := set $autoscaling $key $value }}{{ end }}
+{{- end }}
+{{- if gt (int $autoscaling.minReplicas) (int $autoscaling.maxReplicas) }}
+{{- fail (printf "%s: autoscaling.minReplicas %v is above maxReplicas %v (the queue's own values over workers.autoscaling)" $where $autoscaling.minReplicas $autoscaling.maxReplicas) }}
+{{- end }}
+{{- $keda := $q.keda | default dict -}}
+{{- toJson (dict
+  "name" (include "start.componentName" (dict "root" .root "component" (printf "workers-%s" .queue)))
+  "celeryQueue" (printf "start.%s" .queue)
+  "replicas" ($q.replicas | default $w.replicas)
+  "concurrency" ($q.concurrency | default $w.concurrency)
+  "resources" ($q.resources | default $w.resources)
+  "autoscaling" $autoscaling
+  "listLength" ($keda.listLength | default $w.keda.listLength)
+) -}}
+{{- end -}}
+
+{{/*
+Where job results go (START_ORCHESTRATOR_RESULTS_URL): results.url (an object store), or
+a directory in the orchestrator pod, on the results PVC when results.persistence.enabled.
+*/}}
+{{- define "start.resultsDir" -}}
+/var/lib/start/results
+{{- end -}}
+
+{{/* Whether the chart makes the results PVC ("true" or ""). */}}
+{{- define "start.resultsClaim" -}}
+{{- $r := .Values.results -}}
+{{- if and (not $r.url) $r.persistence.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether the results PVC can be mounted on one node only ("true" or ""). */}}
+{{- define "start.resultsClaimSingleNode" -}}
+{{- $r := .Values.results -}}
+{{- if and (include "start.resultsClaim" .) (not (has "ReadWriteMany" $r.persistence.accessModes)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where a secret mounted for object-store credentials lives (GOOGLE_APPLICATION_CREDENTIALS points into it). */}}
+{{- define "start.resultsCredentialsDir" -}}
+/etc/start/results-credentials
+{{- end -}}
