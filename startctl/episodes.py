@@ -43,21 +43,6 @@ def hint_infer_options(hints: bool, think_hints: int = 1, seed: int = 0) -> pb.E
     )
 
 
-def problem_from_json(data: dict) -> pb.Problem:
-    task = str(data.get("task_type", "math")).upper()
-    return pb.Problem(
-        id=str(data.get("id", "")),
-        question=data["question"],
-        reference=str(data.get("reference", "")),
-        task_type=pb.TaskType.Value(f"TASK_TYPE_{task}"),
-    )
-
-
-def read_problems(path: Path) -> list[pb.Problem]:
-    lines = path.read_text().splitlines()
-    return [problem_from_json(json.loads(line)) for line in lines if line.strip()]
-
-
 class OrchestratorClient:
     """The orchestrator's front door, for a person at a terminal."""
 

@@ -69,6 +69,21 @@ class FrontDoor:
     def get(self, job_id: str) -> opb.Job:
         return self.stub.GetJob(opb.GetJobRequest(job_id=job_id), timeout=30)
 
+    def episodes(self, job_id: str, full: bool = False, limit: int = 0) -> tuple[list, list[pb.Episode]]:
+        """The job's episodes in (problem, sample) order: (summaries, whole episodes when `full`)."""
+        summaries: list[opb.EpisodeSummary] = []
+        whole: list[pb.Episode] = []
+        token = ""
+        while True:
+            size = 1000 if not limit else min(1000, limit - len(summaries))
+            request = opb.ListEpisodesRequest(job_id=job_id, page_size=size, page_token=token, full=full)
+            page = self.stub.ListEpisodes(request, timeout=120)
+            summaries.extend(page.episodes)
+            whole.extend(page.full)
+            token = page.next_page_token
+            if not token or (limit and len(summaries) >= limit):
+                return summaries, whole
+
     def watch(self, job_id: str, timeout_s: float, interval_s: float = 1.0) -> Iterator[opb.Job]:
         request = opb.WatchJobRequest(job_id=job_id, timeout_s=timeout_s, interval_s=interval_s)
         return self.stub.WatchJob(request, timeout=timeout_s + 30)
@@ -298,16 +313,7 @@ def results_cmd(
     """A table of a job's episodes (problem, sample, status, correct, tokens, tool calls)."""
     with _front_door(addr, False) as door:
         job = door.get(job_id)
-        rows, token = [], ""
-        while True:
-            size = 1000 if not limit else min(1000, limit - len(rows))
-            page = door.stub.ListEpisodes(
-                opb.ListEpisodesRequest(job_id=job_id, page_size=size, page_token=token), timeout=120
-            )
-            rows.extend(page.episodes)
-            token = page.next_page_token
-            if not token or (limit and len(rows) >= limit):
-                break
+        rows, _ = door.episodes(job_id, limit=limit)
     if json_out:
         for row in rows:
             print(json.dumps(_episode_row(row)))

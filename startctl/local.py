@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import grpc
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,14 +20,16 @@ from rich.table import Table
 
 from services.common.settings import DEFAULT_PORTS
 from start.v1 import common_pb2 as pb
+from start.v1 import orchestrator_pb2 as opb
 from startctl.episodes import (
     OrchestratorClient,
     hint_infer_options,
     print_transcript,
     reachable,
-    read_problems,
     write_episodes,
 )
+from startctl.job_cmd import FINISHED as FINISHED_JOBS
+from startctl.job_cmd import FrontDoor
 from startctl.stack import ROOT, LocalStack, new_run_dir
 
 DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
@@ -101,35 +104,37 @@ def _follow(client: OrchestratorClient, problem: pb.Problem, hints: bool, timeou
 
 
 def demo(
-    problems: Path = typer.Option(DEMO_PROBLEMS, help="JSONL of {id, question, reference, task_type}."),
+    problems: Path = typer.Option(DEMO_PROBLEMS, help="Problem set (JSONL, Parquet, CSV...; docs/jobs.md)."),
     limit: int = typer.Option(0, help="Use only the first N problems (0: all)."),
     timeout: float = typer.Option(1200, help="Seconds to wait for all episodes."),
 ) -> None:
-    """The main job on the embedded default: greedy vs hint-infer on the micro problems."""
+    """The main job on the embedded default: greedy vs hint-infer on the micro problems,
+    each arm a job whose results are Parquet files and a report."""
     if not problems.exists():
         raise typer.BadParameter(f"{problems} does not exist")
-    items = read_problems(problems)[: limit or None]
-    if not items:
-        raise typer.BadParameter(f"{problems} holds no problems")
     run_dir = new_run_dir("demo")
     console.rule("START demo: greedy vs hint-infer on the micro model")
+    arms = {"greedy": opb.ARM_GREEDY, "hint-infer": opb.ARM_HINT_INFER}
     with _stack(run_dir) as stack:
-        client = OrchestratorClient(stack.addr("orchestrator"))
-        arms = {"greedy": hint_infer_options(False), "hint-infer": hint_infer_options(True)}
-        ids = {
-            arm: [client.submit(p, options, episode_id=f"{arm}-{p.id}-{run_dir.name}") for p in items]
-            for arm, options in arms.items()
-        }
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            tasks = {arm: progress.add_task(arm, total=len(items)) for arm in arms}
-            arm_of = {episode_id: arm for arm, arm_ids in ids.items() for episode_id in arm_ids}
-            finished = client.wait_all(
-                [i for arm_ids in ids.values() for i in arm_ids],
-                timeout,
-                on_done=lambda ep: progress.advance(tasks[arm_of[ep.id]]),
-            )
-        results = {arm: [finished[i] for i in arm_ids] for arm, arm_ids in ids.items()}
+        door = FrontDoor(stack.addr("orchestrator"))
+        try:
+            jobs = {
+                arm: door.submit(
+                    opb.SubmitJobRequest(
+                        problem_set=opb.ProblemSetRef(url=str(problems.resolve())),
+                        arm=arm_kind,
+                        options=hint_infer_options(arm == "hint-infer"),
+                        results_url=str(run_dir / "jobs"),
+                        limit=limit,
+                    )
+                ).job
+                for arm, arm_kind in arms.items()
+            }
+        except grpc.RpcError as exc:
+            console.print(f"[red]{exc.code().name}[/]: {exc.details()}")
+            raise typer.Exit(2) from exc
+        _follow_jobs(door, jobs, timeout)
+        results = {arm: door.episodes(job.id, full=True)[1] for arm, job in jobs.items()}
     summary = summarize(results)
     write_episodes([e for arm in results.values() for e in arm], run_dir / "episodes.jsonl")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -139,9 +144,26 @@ def demo(
     if shown is not None:
         console.rule("one hint-infer episode")
         print_transcript(console, shown)
-    console.print(f"episodes, summary and plot in {run_dir}")
+    console.print(f"episodes, summary and plot in {run_dir}; each arm's results and report in {run_dir / 'jobs'}")
     if all(row["failed"] == row["episodes"] for row in summary.values()):
         raise typer.Exit(1)
+
+
+def _follow_jobs(door: FrontDoor, jobs: dict[str, opb.Job], timeout: float) -> None:
+    """A progress bar per arm until every job has ended."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console) as progress:
+        bars = {arm: progress.add_task(arm, total=job.counts.episodes) for arm, job in jobs.items()}
+        while True:
+            current = {arm: door.get(job.id) for arm, job in jobs.items()}
+            for arm, job in current.items():
+                progress.update(bars[arm], completed=job.counts.done + job.counts.failed + job.counts.cancelled)
+            if all(job.status in FINISHED_JOBS for job in current.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"demo jobs not finished after {timeout:.0f} s")
+            time.sleep(0.5)
 
 
 def summarize(results: dict[str, list[pb.Episode]]) -> dict[str, dict[str, float]]:

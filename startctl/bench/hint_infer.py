@@ -36,9 +36,10 @@ from rich.table import Table
 
 from services.common.channels import channel
 from services.common.episode import context_token_ids
+from services.orchestrator.problemsets import load_problem_set
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, generation_pb2_grpc
-from startctl.episodes import OrchestratorClient, hint_infer_options, read_problems
+from startctl.episodes import OrchestratorClient, hint_infer_options
 from startctl.stack import ROOT, LocalStack, new_run_dir
 
 PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
@@ -79,7 +80,7 @@ class Arm:
 
 def bench_problems(path: Path) -> list[pb.Problem]:
     """The problem set; `START_BENCH_PROBLEMS=N` keeps the first N (a quick run, as the tests do)."""
-    problems = read_problems(path)
+    problems = load_problem_set(str(path)).problems
     limit = int(os.environ.get("START_BENCH_PROBLEMS", "0") or 0)
     return problems[:limit] if limit > 0 else problems
 
