@@ -11,8 +11,9 @@ written) times 900, on top of the reading at 100.
 
 Floors (issue 11): used memory after 1,000 at most 1.5x that after 100; the writer's time
 (summed over its parts) under 2% of the job's wall time; each (problem, sample) once in the
-results. `START_BENCH_EPISODES=N` runs a smaller job (a quick check; the readings at 100 and
-1,000 then come at a tenth and nine tenths of N).
+results. Also reported, for docs/scale.md: Redis commands per episode step (every process
+together) and Parquet bytes per episode. `START_BENCH_EPISODES=N` runs a smaller job (a
+quick check; the readings at 100 and 1,000 then come at a tenth and nine tenths of N).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import redis
 from rich.console import Console
@@ -84,6 +86,7 @@ def run(console: Console) -> dict:
             inline=opb.InlineProblems(problems=inline), arm=opb.ARM_SAMPLE, samples=SAMPLES, limit=0,
             options=pb.EpisodeOptions(sampling=pb.SamplingParams(max_tokens=300), max_total_tokens=600),
         )
+        commands_before = _commands(client)
         started = time.monotonic()
         job_id = stub.SubmitJob(request, timeout=120).job.id
         console.log(f"job {job_id}: {len(problems) * SAMPLES} episodes, at most {IN_FLIGHT} in Redis")
@@ -96,8 +99,10 @@ def run(console: Console) -> dict:
                         memory[mark] = int(client.info("memory")["used_memory"])
                         console.log(f"{job.counts.written} written: Redis used_memory {memory[mark] / 1e6:.2f} MB")
         wall_s = time.monotonic() - started
+        commands = _commands(client) - commands_before
         manifest = results.read_manifest(job.results_url)
-        table = results.read_results(job.results_url, columns=["problem_index", "sample_index"])
+        table = results.read_results(job.results_url, columns=["problem_index", "sample_index", "steps"])
+        result_bytes = sum(Path(u).stat().st_size for u in results.part_urls(job.results_url))
     pairs = list(zip(table["problem_index"].to_pylist(), table["sample_index"].to_pylist(), strict=True))
     exactly_once = len(pairs) == len(set(pairs)) == job.counts.episodes
     mean_episode = sum(sizes.sizes) / len(sizes.sizes) if sizes.sizes else 0.0
@@ -118,12 +123,20 @@ def run(console: Console) -> dict:
         "writer_seconds": round(manifest.get("writer_seconds", 0.0), 3),
         "writer_share": round(writer_share, 5),
         "results_parts": len(results.part_urls(job.results_url)),
+        "steps": sum(table["steps"].to_pylist()),
+        "redis_commands_per_step": round(commands / max(1, sum(table["steps"].to_pylist())), 1),
+        "result_bytes_per_episode": round(result_bytes / max(1, table.num_rows)),
         "exactly_once": exactly_once,
     }
     figures["floors_met"] = bool(growth <= 1.5 and writer_share < 0.02 and exactly_once)
     console.print(_table(figures))
     console.print(f"results and report: {job.results_url}")
     return figures
+
+
+def _commands(client: redis.Redis) -> int:
+    """Commands Redis has run so far, every client together (Lua scripts count as one)."""
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items() if k.startswith("cmdstat_"))
 
 
 def _table(f: dict) -> Table:
@@ -147,4 +160,6 @@ def _table(f: dict) -> Table:
     )
     table.add_row("each (problem, sample) exactly once", str(f["exactly_once"]), "", "true")
     table.add_row("episodes per second", f"{f['episodes_per_s']:.2f}", "", "")
+    table.add_row("Redis commands per step (all processes)", f"{f['redis_commands_per_step']:.1f}", "", "")
+    table.add_row("Parquet bytes per episode", f"{f['result_bytes_per_episode']}", "", "")
     return table

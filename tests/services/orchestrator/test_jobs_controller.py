@@ -110,6 +110,11 @@ def test_a_job_runs_to_done_with_every_episode_written_once(parts) -> None:
     assert pairs == [(p, s) for p in range(7) for s in range(3)], "each (problem, sample) exactly once"
     assert final.counts.correct == sum(table["correct"].to_pylist())
     assert set(table["source"].to_pylist()) == {"unit"}, "problem-set columns are carried to the results"
+    import duckdb
+
+    pattern = results.join(job.results_url, results.RESULTS_DIR, "*.parquet")
+    (rows,) = duckdb.sql(f"select count(*), sum(correct::int) from '{pattern}'").fetchall()
+    assert rows == (21, final.counts.correct), "duckdb reads the results folder as one table"
     manifest = results.read_manifest(job.results_url)
     assert manifest["status"] == "done" and manifest["counts"]["written"] == 21
     assert manifest["model"] == "micro" and manifest["hint_library"] == "math@1"
