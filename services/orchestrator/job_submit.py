@@ -70,7 +70,7 @@ def validate_job(request: opb.SubmitJobRequest, limits: JobLimits) -> None:
     require(which is not None, "problems", "send problem_set (a URL) or inline problems")
     if which == "problem_set":
         require(bool(request.problem_set.url.strip()), "problem_set.url", "empty; a path or fsspec URL")
-        fmt = request.problem_set.format
+        fmt = request.problem_set.format.lower()
         require(fmt in ("", *FORMATS), "problem_set.format", f"{fmt!r} unknown; use one of {', '.join(FORMATS)}")
     else:
         require(len(request.inline.problems) > 0, "inline.problems", "empty; send at least one problem")
@@ -87,6 +87,17 @@ def read_problem_set(request: opb.SubmitJobRequest) -> ProblemSet:
         problem_set = problem_set_from_problems(problems)
     require(len(problem_set.problems) > 0, "problems", "no problem left to run")
     return problem_set
+
+
+def check_question_lengths(problem_set: ProblemSet, max_question_chars: int) -> None:
+    """Every question within the front door's limit (a single episode's limit), named by row."""
+    for index, problem in enumerate(problem_set.problems):
+        require(
+            len(problem.question) <= max_question_chars,
+            "problems",
+            f"problem {index} ({problem.id}): question of {len(problem.question)} characters; "
+            f"at most {max_question_chars}",
+        )
 
 
 def effective_options(request: opb.SubmitJobRequest, limits: JobLimits, sample_problem: pb.Problem) -> tuple:
@@ -119,6 +130,7 @@ def submit_job(
         return resume_from_results(job_url, jobs), False
 
     problem_set = read_problem_set(request)
+    check_question_lengths(problem_set, limits.max_question_chars)
     options, samples = effective_options(request, limits, problem_set.problems[0])
     episodes = len(problem_set.problems) * samples
     require(

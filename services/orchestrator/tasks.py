@@ -30,7 +30,7 @@ from services.common.logs import get_logger
 from services.common.settings import PeerAddresses
 from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, make_celery, queue_step
 from services.orchestrator.jobs import CANCELLED, CANCELLING, JobStore
-from services.orchestrator.peers import Peers, is_busy, is_transient
+from services.orchestrator.peers import Peers, describe, is_busy, is_transient
 from services.orchestrator.steps import take_step
 from services.orchestrator.store import TERMINAL, EpisodeStore, status_counter
 from services.orchestrator.worker_metrics import EPISODES_FINISHED, STEP_SECONDS, STEPS
@@ -158,15 +158,15 @@ def _step(
                 STEPS.labels(action, "busy_wait").inc()
                 raise self.retry(args=(), kwargs={**args, "busy_since": since}, countdown=delay) from exc
             mark_failed(
-                ctx, episode_id, step_no, f"step {step_no}: a peer stayed busy for {waited:.0f} s: {_describe(exc)}"
+                ctx, episode_id, step_no, f"step {step_no}: a peer stayed busy for {waited:.0f} s: {describe(exc)}"
             )
             return "failed"
         if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and faults < settings.max_retries:
             delay = min(60.0, settings.retry_backoff_s * 2**faults)
-            log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=_describe(exc))
+            log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=describe(exc))
             STEPS.labels(action, "fault_retry").inc()
             raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
-        mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {_describe(exc)}")
+        mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {describe(exc)}")
         return "failed"
     if not ctx.store.save(episode, expected_step=step_no):
         return "duplicate"  # another run of this step saved first and queued the next one
@@ -181,10 +181,3 @@ def _action(episode: pb.Episode) -> str:
     if episode.status == pb.EPISODE_STATUS_PENDING:
         return "start"
     return pb.ActionKind.Name(episode.next_action).removeprefix("ACTION_KIND_").lower()
-
-
-def _describe(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    if callable(code):  # a grpc.RpcError
-        return f"{code().name}: {exc.details()}"  # type: ignore[attr-defined]
-    return f"{type(exc).__name__}: {exc}"

@@ -22,6 +22,6 @@ STEP_SECONDS = Histogram(
 )
 EPISODES_FINISHED = Counter(
     "start_worker_episodes_finished_total",
-    "Episodes that ended, by status (done, failed).",
+    "Episodes that ended, by status (done, failed, cancelled).",
     ["status"],
 )

@@ -205,6 +205,10 @@ def test_a_bad_job_request_names_the_field(parts) -> None:
         submit_job(inline_job(1, samples=5000), limits, jobs, Provenance("", ""))
     with pytest.raises(InvalidArgument, match="problems"):
         submit_job(opb.SubmitJobRequest(arm=opb.ARM_GREEDY), limits, jobs, Provenance("", ""))
+    too_long = inline_job(3)
+    too_long.inline.problems[2].question = "x" * 10_001
+    with pytest.raises(InvalidArgument, match="problem 2 .* at most 10000"):
+        submit_job(too_long, limits, jobs, Provenance("", ""))
     bad_options = inline_job(1)
     bad_options.options.sampling.temperature = 5
     with pytest.raises(InvalidArgument, match="options.sampling.temperature"):
