@@ -33,9 +33,9 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from google.protobuf import json_format
 
 from services.common.errors import InvalidArgument
+from services.orchestrator.results import PROBLEM_COLUMNS, metadata_column, problem_columns, problem_from_row
 from start.v1 import common_pb2 as pb
 
 FORMATS = ("start", "math500", "aime", "gpqa", "livecodebench")
@@ -167,68 +167,22 @@ def problems_sha256(problems: Sequence[pb.Problem]) -> str:
 
 # -- the normalised set as a table (a job's problems.parquet) ---------------------------------
 
-# The same names and types as the problem columns of a job's results (services/orchestrator/results.py).
-_TABLE_COLUMNS: list[tuple[str, pa.DataType]] = [
-    ("problem_index", pa.int32()),
-    ("problem_id", pa.string()),
-    ("task_type", pa.string()),
-    ("question", pa.string()),
-    ("reference", pa.string()),
-    ("choices", pa.list_(pa.string())),
-    ("tests", pa.string()),  # JSON list of the tests, as in the results
-]
-_TABLE_NAMES = {name for name, _ in _TABLE_COLUMNS}
-
-
-def table_column(name: str) -> str:
-    """The table column of a metadata column: its own name, or `meta_<name>` where ours has it."""
-    return f"meta_{name}" if name in _TABLE_NAMES else name
-
-
 def problems_table(problems: Sequence[pb.Problem], metadata_columns: Sequence[str]) -> pa.Table:
-    """One row per problem, `problem_index` first, then our fields, then the metadata columns."""
-    names = [table_column(c) for c in metadata_columns]
+    """One row per problem, `problem_index` first, then the problem's columns as the results
+    have them (results.PROBLEM_COLUMNS), then the metadata columns."""
+    names = [metadata_column(c) for c in metadata_columns]
     clash = sorted({n for n in names if names.count(n) > 1})  # e.g. both `question` and `meta_question`
     if clash:
         raise ValueError(f"metadata columns {clash} clash in the problems table")
-    schema = pa.schema([*_TABLE_COLUMNS, *((name, pa.string()) for name in names)])
-    rows = []
-    for index, problem in enumerate(problems):
-        row = {
-            "problem_index": index,
-            "problem_id": problem.id,
-            "task_type": pb.TaskType.Name(problem.task_type).removeprefix("TASK_TYPE_").lower(),
-            "question": problem.question,
-            "reference": problem.reference,
-            "choices": list(problem.choices),
-            "tests": json.dumps(
-                [json_format.MessageToDict(t, preserving_proto_field_name=True) for t in problem.tests]
-            ),
-        }
-        for column, name in zip(metadata_columns, names, strict=True):
-            row[name] = problem.metadata.get(column)
-        rows.append(row)
+    schema = pa.schema([("problem_index", pa.int32()), *PROBLEM_COLUMNS, *((name, pa.string()) for name in names)])
+    rows = [{"problem_index": i, **problem_columns(p, metadata_columns)} for i, p in enumerate(problems)]
     return pa.Table.from_pylist(rows, schema=schema)
 
 
 def problems_from_table(table: pa.Table, metadata_columns: Sequence[str]) -> list[pb.Problem]:
     """The problems `problems_table` wrote, in problem_index order."""
-    problems = []
-    for row in sorted(table.to_pylist(), key=lambda r: r["problem_index"]):
-        problem = pb.Problem(
-            id=row["problem_id"] or "",
-            question=row["question"] or "",
-            reference=row["reference"] or "",
-            task_type=pb.TaskType.Value(f"TASK_TYPE_{(row['task_type'] or 'unspecified').upper()}"),
-            choices=row["choices"] or [],
-            tests=[json_format.ParseDict(t, pb.TestCase()) for t in json.loads(row["tests"] or "[]")],
-        )
-        for column in metadata_columns:
-            value = row.get(table_column(column))
-            if value is not None:
-                problem.metadata[column] = value
-        problems.append(problem)
-    return problems
+    rows = sorted(table.to_pylist(), key=lambda r: r["problem_index"])
+    return [problem_from_row(row, metadata_columns) for row in rows]
 
 
 # -- reading a file into rows ----------------------------------------------------------------

@@ -44,18 +44,23 @@ _SPAN = pa.struct(
     ]
 )
 
+# A problem as columns: the same in a job's problems.parquet and in its results.
+PROBLEM_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("problem_id", pa.string()),
+    ("task_type", pa.string()),
+    ("question", pa.string()),
+    ("reference", pa.string()),
+    ("choices", pa.list_(pa.string())),
+    ("tests", pa.string()),  # JSON list of the tests
+]
+
 # Columns every results file has, in order; a job's metadata columns follow them.
 BASE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("job_id", pa.string()),
     ("episode_id", pa.string()),
     ("problem_index", pa.int32()),
     ("sample_index", pa.int32()),
-    ("problem_id", pa.string()),
-    ("task_type", pa.string()),
-    ("question", pa.string()),
-    ("reference", pa.string()),
-    ("choices", pa.list_(pa.string())),
-    ("tests", pa.string()),
+    *PROBLEM_COLUMNS,
     ("arm", pa.string()),
     ("options", pa.string()),
     ("status", pa.string()),
@@ -82,12 +87,45 @@ _BASE_NAMES = {name for name, _ in BASE_COLUMNS}
 
 
 def metadata_column(name: str) -> str:
-    """The results column of a problem-set column: its own name, unless a base column has it."""
+    """The column of a problem-set column, in problems.parquet and in the results: its own
+    name, unless one of ours has it (then `meta_<name>`)."""
     return f"meta_{name}" if name in _BASE_NAMES else name
 
 
 def results_schema(metadata_columns: Sequence[str] = ()) -> pa.Schema:
     return pa.schema([*BASE_COLUMNS, *((metadata_column(c), pa.string()) for c in metadata_columns)])
+
+
+def problem_columns(problem: pb.Problem, metadata_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The problem's columns (PROBLEM_COLUMNS, then its metadata columns)."""
+    row: dict[str, Any] = {
+        "problem_id": problem.id,
+        "task_type": task_type_name(problem.task_type),
+        "question": problem.question,
+        "reference": problem.reference,
+        "choices": list(problem.choices),
+        "tests": json.dumps([json_format.MessageToDict(t, preserving_proto_field_name=True) for t in problem.tests]),
+    }
+    for column in metadata_columns:
+        row[metadata_column(column)] = problem.metadata.get(column)
+    return row
+
+
+def problem_from_row(row: dict[str, Any], metadata_columns: Sequence[str] = ()) -> pb.Problem:
+    """The problem `problem_columns` wrote."""
+    problem = pb.Problem(
+        id=row["problem_id"] or "",
+        question=row["question"] or "",
+        reference=row["reference"] or "",
+        task_type=pb.TaskType.Value(f"TASK_TYPE_{(row['task_type'] or 'unspecified').upper()}"),
+        choices=row["choices"] or [],
+        tests=[json_format.ParseDict(t, pb.TestCase()) for t in json.loads(row["tests"] or "[]")],
+    )
+    for column in metadata_columns:
+        value = row.get(metadata_column(column))
+        if value is not None:
+            problem.metadata[column] = value
+    return problem
 
 
 def status_name(status: int) -> str:
@@ -107,18 +145,12 @@ def _json(message: Any) -> str:
 
 
 def episode_row(episode: pb.Episode, arm: str, metadata_columns: Sequence[str] = ()) -> dict[str, Any]:
-    problem = episode.problem
-    row = {
+    return {
         "job_id": episode.job_id,
         "episode_id": episode.id,
         "problem_index": episode.problem_index,
         "sample_index": episode.sample_index,
-        "problem_id": problem.id,
-        "task_type": task_type_name(problem.task_type),
-        "question": problem.question,
-        "reference": problem.reference,
-        "choices": list(problem.choices),
-        "tests": json.dumps([json_format.MessageToDict(t, preserving_proto_field_name=True) for t in problem.tests]),
+        **problem_columns(episode.problem, metadata_columns),
         "arm": arm,
         "options": _json(episode.options),
         "status": status_name(episode.status),
@@ -150,25 +182,11 @@ def episode_row(episode: pb.Episode, arm: str, metadata_columns: Sequence[str] =
         "generation_s": episode.generation_s,
         "tool_s": episode.tool_s,
     }
-    for column in metadata_columns:
-        row[metadata_column(column)] = problem.metadata.get(column)
-    return row
 
 
 def episode_from_row(row: dict[str, Any], metadata_columns: Sequence[str] = ()) -> pb.Episode:
     """The episode a results row was written from (what GetEpisode returns once it left Redis)."""
-    problem = pb.Problem(
-        id=row["problem_id"] or "",
-        question=row["question"] or "",
-        reference=row["reference"] or "",
-        task_type=pb.TaskType.Value(f"TASK_TYPE_{(row['task_type'] or 'unspecified').upper()}"),
-        choices=row["choices"] or [],
-        tests=[json_format.ParseDict(t, pb.TestCase()) for t in json.loads(row["tests"] or "[]")],
-    )
-    for column in metadata_columns:
-        value = row.get(metadata_column(column))
-        if value is not None:
-            problem.metadata[column] = value
+    problem = problem_from_row(row, metadata_columns)
     episode = pb.Episode(
         id=row["episode_id"],
         problem=problem,
