@@ -229,26 +229,29 @@ class Controller:
         if counters["written"] < counters["admitted"] or self.jobs.pending_batches(job_id):
             return False
         final = DONE if status == RUNNING else CANCELLED
-        self.jobs.set_status(job_id, final, finished=True)
-        self._record_final(cached)
+        finished = time.time()
+        # Manifest and report first: a client that sees the job ended finds them written.
+        # A crash in between repeats this round, which writes them again.
+        self._record_final(cached, final, finished)
+        self.jobs.set_status(job_id, final, finished_unix=finished)
         self.jobs.deactivate(job_id)
         self._cache.pop(job_id, None)
         log.info("job finished", job_id=job_id, status=final, written=counters["written"])
         return True
 
-    def _record_final(self, cached: _JobCache) -> None:
-        job = self.jobs.get(cached.job.id)
-        if job is None:
-            return
+    def _record_final(self, cached: _JobCache, final: str, finished_unix: float) -> None:
+        job = cached.job
+        counters = self.jobs.counters(job.id)
+        never_started = counters["total"] - counters["admitted"] if final == CANCELLED else 0
         manifest = results.read_manifest(job.results_url)
-        manifest["status"] = final_status_name(job.status)
-        manifest["finished_unix"] = job.finished_unix
+        manifest["status"] = final
+        manifest["finished_unix"] = finished_unix
         manifest["counts"] = {
-            "done": job.counts.done,
-            "failed": job.counts.failed,
-            "cancelled": job.counts.cancelled,
-            "written": job.counts.written,
-            "correct": job.counts.correct,
+            "done": counters["done"],
+            "failed": counters["failed"],
+            "cancelled": counters["cancelled"] + never_started,
+            "written": counters["written"],
+            "correct": counters["correct"],
         }
         writer_s = self.jobs.client.hget(keys.job_key(job.id), "writer_s")
         manifest["writer_seconds"] = float(writer_s or 0.0)
@@ -288,10 +291,6 @@ class Controller:
                      queued=int(queued or -1))
             requeued += 1
         return requeued
-
-
-def final_status_name(status: int) -> str:
-    return opb.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
 
 
 def read_problems_table(job_url: str):  # noqa: ANN201 - a pyarrow.Table

@@ -160,10 +160,10 @@ class JobStore:
         value = self.client.hget(keys.job_key(job_id), "status")
         return None if value is None else value.decode()
 
-    def set_status(self, job_id: str, status: str, finished: bool = False) -> None:
+    def set_status(self, job_id: str, status: str, finished_unix: float = 0.0) -> None:
         mapping: dict = {"status": status}
-        if finished:
-            mapping["finished"] = time.time()
+        if finished_unix:
+            mapping["finished"] = finished_unix
         self.client.hset(keys.job_key(job_id), mapping=mapping)
 
     def cancel(self, job_id: str) -> None:

@@ -118,6 +118,7 @@ def test_a_job_runs_to_done_with_every_episode_written_once(parts) -> None:
     manifest = results.read_manifest(job.results_url)
     assert manifest["status"] == "done" and manifest["counts"]["written"] == 21
     assert manifest["model"] == "micro" and manifest["hint_library"] == "math@1"
+    assert (Path(job.results_url) / "report.md").exists(), "the report is written before the job shows as done"
     assert not store.client.exists(keys.job_finished_key(job.id))
 
 
