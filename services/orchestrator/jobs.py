@@ -149,9 +149,6 @@ class JobStore:
         pipe.hset(keys.job_key(job.id), mapping={**counts, "seq": seq, "admitted": counts.get("written", 0)})
         pipe.execute()
 
-    def exists(self, job_id: str) -> bool:
-        return bool(self.client.exists(keys.job_key(job_id)))
-
     def get(self, job_id: str) -> opb.Job | None:
         fields = self.client.hgetall(keys.job_key(job_id))
         return None if not fields else compose(fields)
@@ -207,12 +204,6 @@ class JobStore:
         batch_keys = [keys.job_key(job_id), keys.job_batches_key(job_id), keys.job_written_key(job_id)]
         batch_keys += [keys.episode_key(i) for i in batch.episode_ids]
         return bool(self._commit(keys=batch_keys, args=[batch.seq, *flat_indexes]))
-
-    def is_written(self, job_id: str, flat_index: int) -> bool:
-        return bool(self.client.getbit(keys.job_written_key(job_id), flat_index))
-
-    def written_count(self, job_id: str) -> int:
-        return int(self.client.bitcount(keys.job_written_key(job_id)))
 
 
 def compose(fields: dict[bytes, bytes]) -> opb.Job:
