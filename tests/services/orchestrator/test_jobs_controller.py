@@ -143,11 +143,11 @@ def test_a_writer_that_dies_between_writing_and_committing_writes_the_same_rows_
 def test_a_step_nobody_runs_is_queued_again_after_the_bound(parts) -> None:
     store, jobs, celery, limits = parts
     job, _ = submit_job(inline_job(2), limits, jobs, Provenance("", ""))
-    controller = Controller(store, jobs, celery, ControllerSettings(reconcile_after_s=0.5, reconcile_interval_s=0))
+    controller = Controller(store, jobs, celery, ControllerSettings(reconcile_after_s=3.0, reconcile_interval_s=0))
     controller.tick()
     store.client.delete(QUEUE_GENERATE)  # the queued steps die with a worker or a Redis restart
     assert controller.reconcile() == 0, "not stalled yet"
-    time.sleep(0.6)
+    time.sleep(3.2)
     assert controller.reconcile() == 2
     assert queued_steps(store) == 2
     assert controller.reconcile() == 0, "queued again just now: not stalled"

@@ -200,15 +200,17 @@ def test_a_cancelled_job_stops_and_records_its_episodes_as_cancelled(platform: P
         problem_set=opb.ProblemSetRef(url=str(problem_file)), arm=opb.ARM_GREEDY, options=SHORT
     )
     job = stub.SubmitJob(request, timeout=60).job
-    platform.start_worker()
-    wait_until(platform, job.id, lambda j: finished(j) >= 2, 120)
+    # No worker yet: the admitted episodes' first steps wait in the queue, so the cancel
+    # reaches every one of them (a fast episode could otherwise finish first).
+    wait_until(platform, job.id, lambda j: j.counts.running == 8 and j.counts.pending == 22, 60)
     stub.CancelJob(opb.CancelJobRequest(job_id=job.id), timeout=10)
+    platform.start_worker()
     final = wait_until(platform, job.id, lambda j: j.status == opb.JOB_STATUS_CANCELLED, 120)
-    assert final.counts.done + final.counts.failed + final.counts.cancelled == 30
-    assert final.counts.cancelled > 0 and final.counts.pending == 0 and final.counts.running == 0
+    assert (final.counts.done, final.counts.cancelled, final.counts.pending, final.counts.running) == (0, 30, 0, 0)
     table = results.read_results(final.results_url)
-    assert table.num_rows == final.counts.written < 30, "episodes never started are not run after a cancel"
-    assert "cancelled" in table["status"].to_pylist(), "running episodes stop at their next step, recorded so"
+    assert table.num_rows == final.counts.written == 8, "episodes never started are not run after a cancel"
+    assert set(table["status"].to_pylist()) == {"cancelled"}, "queued steps stop and are recorded as cancelled"
+    assert all(error.startswith("cancelled with its job") for error in table["error"].to_pylist())
 
 
 def test_a_job_survives_killed_workers_a_redis_crash_and_a_front_door_restart(

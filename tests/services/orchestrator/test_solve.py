@@ -144,11 +144,24 @@ async def test_a_step_retried_after_its_text_was_streamed_does_not_stream_it_twi
         wait_ready(hints, f"127.0.0.1:{port}", 60)
         frozen = peers.model_copy(update={"hints_addr": f"127.0.0.1:{port}"})
         with capture_logs() as logs:
+
+            async def thaw_after_the_retry() -> None:
+                # Thawed once the step has been retried (not after a fixed time: on a busy
+                # machine the step may reach its policy call late), or after 60 s at most.
+                for _ in range(600):
+                    if any(entry["event"] == "retrying step" for entry in logs):
+                        break
+                    await asyncio.sleep(0.1)
+                os.killpg(hints.proc.pid, signal.SIGCONT)
+
+            thaw: asyncio.Task | None = None
             async for event in solve_stream(solve_request(), Limits(), frozen, rpc_timeout_s=3.0):
                 if not events:  # the first delta: the first generation step is running
                     os.killpg(hints.proc.pid, signal.SIGSTOP)
-                    asyncio.get_running_loop().call_later(4.0, os.killpg, hints.proc.pid, signal.SIGCONT)
+                    thaw = asyncio.create_task(thaw_after_the_retry())
                 events.append(event)
+            if thaw is not None:
+                await thaw
     finally:
         os.killpg(hints.proc.pid, signal.SIGCONT)
         hints.stop()
