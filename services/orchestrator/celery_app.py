@@ -94,6 +94,10 @@ def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dic
             # Sweep for messages of dead workers often enough to honour the timeout.
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s)),
             "unacked_restore_throttle": 1,
+            # The sweep holds a Redis lock while it restores; a worker killed while holding
+            # it would block every sweep for kombu's default 300 s (a CI run saw a killed
+            # worker's step wait that long). The lock's work takes milliseconds.
+            "unacked_mutex_expire": 10,
         },
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
