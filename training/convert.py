@@ -29,7 +29,11 @@ SPAN_TYPES = {
 
 def episode_to_sample(record: dict) -> Sample:
     """One sample from one episode record; raises ValueError on an episode with nothing to learn."""
-    episode = from_json(record)
+    return sample_of_episode(from_json(record))
+
+
+def sample_of_episode(episode: pb.Episode) -> Sample:
+    """One sample from one episode; raises ValueError on an episode with nothing to learn."""
     spans: list[Span] = []
     for span in episode.spans:
         if span.kind not in SPAN_TYPES:
