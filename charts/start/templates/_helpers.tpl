@@ -336,6 +336,23 @@ a directory in the orchestrator pod, on the results PVC when results.persistence
 /var/lib/start/results
 {{- end -}}
 
+{{/* The results root: results.url, or the results directory on a volume (start.resultsDir). */}}
+{{- define "start.resultsRoot" -}}
+{{- .Values.results.url | default (include "start.resultsDir" .) -}}
+{{- end -}}
+
+{{/*
+A location beside the job results: a URL (s3://, gs://) or an absolute path as given,
+anything else under the results root. (dict "root" $ "path" "datasets/hint-rft")
+*/}}
+{{- define "start.resultsLocation" -}}
+{{- if or (hasPrefix "/" .path) (contains "://" .path) -}}
+{{- .path -}}
+{{- else -}}
+{{- printf "%s/%s" (include "start.resultsRoot" .root | trimSuffix "/") .path -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Whether the chart makes the results PVC ("true" or ""). */}}
 {{- define "start.resultsClaim" -}}
 {{- $r := .Values.results -}}
@@ -351,4 +368,81 @@ a directory in the orchestrator pod, on the results PVC when results.persistence
 {{/* Where a secret mounted for object-store credentials lives (GOOGLE_APPLICATION_CREDENTIALS points into it). */}}
 {{- define "start.resultsCredentialsDir" -}}
 /etc/start/results-credentials
+{{- end -}}
+
+
+{{/*
+Whether pods other than the orchestrator can reach the job results ("true" or ""): an
+object store, or the results PVC unless it is ReadWriteOncePod (one pod only). Results in
+an emptyDir (results.persistence.enabled false) live and die with the orchestrator pod.
+*/}}
+{{- define "start.resultsShared" -}}
+{{- $r := .Values.results -}}
+{{- if $r.url -}}true
+{{- else if include "start.resultsClaim" . -}}
+{{- if or (has "ReadWriteOnce" $r.persistence.accessModes) (has "ReadWriteMany" $r.persistence.accessModes) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Object-store credentials of a container that reads or writes the job results (the
+orchestrator, the recipe Jobs): results.existingSecret's keys as its environment.
+*/}}
+{{- define "start.resultsEnvFrom" -}}
+{{- with .Values.results.existingSecret }}
+# Object-store credentials, as fsspec (s3fs, gcsfs) reads them from the environment.
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Where such a container finds the job results: the results volume at start.resultsDir
+unless they are in an object store, and results.existingSecret as files
+(GOOGLE_APPLICATION_CREDENTIALS may point at a key file in it).
+*/}}
+{{- define "start.resultsVolumeMounts" -}}
+{{- $r := .Values.results -}}
+{{- if not $r.url }}
+- name: results
+  mountPath: {{ include "start.resultsDir" . }}
+{{- end }}
+{{- if $r.existingSecret }}
+- name: results-credentials
+  mountPath: {{ include "start.resultsCredentialsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The volumes behind start.resultsVolumeMounts. */}}
+{{- define "start.resultsVolumes" -}}
+{{- $r := .Values.results -}}
+{{- if include "start.resultsClaim" . }}
+- name: results
+  persistentVolumeClaim:
+    claimName: {{ include "start.componentName" (dict "root" . "component" "results") }}
+{{- else if not $r.url }}
+# No PVC: results last as long as the pod (for trying the chart out).
+- name: results
+  emptyDir: {}
+{{- end }}
+{{- if $r.existingSecret }}
+- name: results-credentials
+  secret:
+    secretName: {{ $r.existingSecret }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Name of a CronJob, failing when too long: the CronJob controller appends an 11-character
+suffix to name each scheduled Job, so Kubernetes caps CronJob names at 52 characters.
+(dict "root" $ "component" "train-sft")
+*/}}
+{{- define "start.cronJobName" -}}
+{{- $name := include "start.componentName" . -}}
+{{- if gt (len $name) 52 }}
+{{- fail (printf "CronJob name %s is longer than Kubernetes' 52 characters: use a shorter release name or fullnameOverride" $name) }}
+{{- end }}
+{{- $name -}}
 {{- end -}}
