@@ -116,5 +116,7 @@ def export(dataset: Dataset, fmt: str, out: str | None = None, tokenizer_path: s
         template = ChatTemplate(tokenizer_path)
         rows = [messages_row(s, template) for s in samples]
     url = out or default_url(dataset, fmt)
+    if not url.endswith(".jsonl"):  # a folder: the file is named for its format
+        url = join(url, f"{fmt}.jsonl")
     write_bytes_atomic(url, jsonl(rows))
     return ExportResult(url=url, format=fmt, exported=len(rows), left_out=left_out)
