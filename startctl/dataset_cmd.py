@@ -180,7 +180,8 @@ def review(
 def export_cmd(
     directory: str = typer.Argument(..., help="Dataset directory (or URL)."),
     format_: str = typer.Option("start", "--format", help="start (typed spans, exact loss masks) | messages (chat)."),
-    out: str = typer.Option("", help="A .jsonl file (or URL) to write, or a folder for <format>.jsonl; default DIR/export/."),
+    out: str = typer.Option("", help="A .jsonl file (or URL) to write, or a folder for <format>.jsonl"
+                            " (default: DIR/export/)."),
     tokenizer: str = typer.Option("", help="messages: the model whose chat template rendered the prompts"
                                   " (default: the source job's model, when it is a local directory)."),
     json_out: bool = JSON,

@@ -54,6 +54,7 @@ DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
 ARMS = {name: arm for arm, name in ARM_NAMES.items()}
 FINISHED = (opb.JOB_STATUS_DONE, opb.JOB_STATUS_CANCELLED)
 ADDR = typer.Option(DEFAULT_ADDR, "--addr", help="Orchestrator address (from `startctl up`).")
+MODEL = typer.Option("", "--model", help="With --local: the model directory to serve (default: the micro model).")
 
 
 class FrontDoor:
@@ -93,10 +94,18 @@ class FrontDoor:
 
 
 @contextmanager
-def _front_door(addr: str, local: bool) -> Iterator[FrontDoor]:
+def _front_door(addr: str, local: bool, model: str = "") -> Iterator[FrontDoor]:
+    """The front door at addr, or with `local` one of an embedded platform serving `model`
+    (default: the micro model) for as long as the block runs."""
     if local:
         console.log("starting the platform locally for this job (the engine takes about a minute)")
-        with LocalStack(run_dir=new_run_dir("job"), on_status=lambda m: console.log(m)) as stack:
+        stack = LocalStack(run_dir=new_run_dir("job"), on_status=lambda m: console.log(m))
+        if model:
+            if not Path(model, "config.json").is_file():
+                console.print(f"[red]--model {model}[/]: not a model directory (no config.json)")
+                raise typer.Exit(2)
+            stack.model = Path(model).resolve()
+        with stack:
             door = FrontDoor(stack.addr("orchestrator"))
             try:
                 yield door
@@ -153,6 +162,7 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     json_out: bool = typer.Option(False, "--json", help="With --wait: end with one JSON object."),
     local: bool = typer.Option(False, "--local", help="Start the embedded platform for this job."),
+    model: str = MODEL,
     timeout: float = typer.Option(24 * 3600, help="Seconds --wait follows the job at most."),
     addr: str = ADDR,
 ) -> None:
@@ -178,7 +188,7 @@ def submit(
         results_url=_url(out),
         limit=limit,
     )
-    with _front_door(addr, local) as door:
+    with _front_door(addr, local, model) as door:
         reply = door.submit(request)
         job = reply.job
         verb = "submitted" if reply.created else "already known (same key): following"

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from services.common.settings import load_settings, parse_overrides
-from startctl import bench, job_cmd, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
+from startctl import bench, dataset_cmd, eval_cmd, job_cmd, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
 from startctl.processes import SERVICES
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.add_typer(score_cmd.app, name="score")
 app.add_typer(bench.app, name="bench")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(job_cmd.app, name="job")
+app.add_typer(dataset_cmd.app, name="dataset")
+app.add_typer(eval_cmd.app, name="eval")
 local.register(app)
 app.command()(worker_cmd.worker)
 

@@ -376,7 +376,7 @@ def _plot_link(plots: dict[str, str], name: str, title: str) -> list[str]:
 # --- plots ---------------------------------------------------------------------------------
 
 
-def _figure(
+def labelled_figure(
     title: str, xlabel: str, ylabel: str, width: float = 7.0, height: float = 4.2, horizontal: bool = False
 ) -> tuple[Figure, Any]:
     """A titled, labelled figure; `horizontal`: the counts run along x (horizontal bars)."""
@@ -394,14 +394,14 @@ def _figure(
     return figure, axes
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     return buffer.getvalue()
 
 
 def _accuracy_plot(rows: list[dict[str, Any]], group: str, title: str, xlabel: str) -> bytes:
-    figure, axes = _figure(
+    figure, axes = labelled_figure(
         f"{title}\n(error bars: 95% Wilson interval)",
         xlabel,
         "accuracy (% of done episodes)",
@@ -418,30 +418,32 @@ def _accuracy_plot(rows: list[dict[str, Any]], group: str, title: str, xlabel: s
         axes.text(x, value + top + 2, label, ha="center", va="bottom", fontsize=9)
     axes.set_ylim(0, 112)
     axes.set_yticks(range(0, 101, 20))
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _tool_calls_plot(histogram: list[dict[str, int]]) -> bytes:
-    figure, axes = _figure("Tool calls per episode (done episodes)", "tool calls per episode", "episodes")
+    figure, axes = labelled_figure("Tool calls per episode (done episodes)", "tool calls per episode", "episodes")
     bars = axes.bar([h["tool_calls"] for h in histogram], [h["episodes"] for h in histogram], color="tab:green")
     axes.bar_label(bars, fontsize=9)
     axes.set_xticks(range(0, max(h["tool_calls"] for h in histogram) + 1))
     axes.margins(y=0.12)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _tokens_plot(tokens: pd.Series) -> bytes:
-    figure, axes = _figure("Completion tokens per episode (done episodes)", "completion tokens per episode", "episodes")
+    figure, axes = labelled_figure(
+        "Completion tokens per episode (done episodes)", "completion tokens per episode", "episodes"
+    )
     bins = min(20, max(1, tokens.nunique()))
     _, _, patches = axes.hist(tokens.to_numpy(dtype=float), bins=bins, color="tab:purple", edgecolor="white")
     axes.bar_label(patches, labels=[f"{int(p.get_height())}" if p.get_height() else "" for p in patches], fontsize=8)
     axes.margins(y=0.12)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _hints_plot(by_category: dict[str, int]) -> bytes:
     names = list(by_category)
-    figure, axes = _figure(
+    figure, axes = labelled_figure(
         "Hint spans by category (done episodes)", "hint category", "hint spans", width=max(5.0, 0.9 * len(names) + 3)
     )
     bars = axes.bar(names, list(by_category.values()), color="tab:orange")
@@ -449,12 +451,12 @@ def _hints_plot(by_category: dict[str, int]) -> bytes:
     axes.margins(y=0.12)
     if len(names) > 4:
         axes.tick_params(axis="x", labelrotation=30)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _failures_plot(failures: list[dict[str, Any]]) -> bytes:
     ordered = list(reversed(failures))  # largest at the top
-    figure, axes = _figure(
+    figure, axes = labelled_figure(
         "Failed episodes by kind",
         "failed episodes",
         "failure kind",
@@ -465,7 +467,7 @@ def _failures_plot(failures: list[dict[str, Any]]) -> bytes:
     bars = axes.barh([_truncate(f["kind"], 50) for f in ordered], [f["episodes"] for f in ordered], color="tab:red")
     axes.bar_label(bars, padding=3, fontsize=9)
     axes.margins(x=0.12)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def draw_plots(table: pa.Table, s: dict[str, Any]) -> dict[str, bytes]:

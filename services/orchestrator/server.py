@@ -24,7 +24,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.channels import aio_channel
 from services.common.episode import new_episode
-from services.common.errors import DeadlineExceeded, InvalidArgument, NotFound, Unavailable, require
+from services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable, require
 from services.common.logs import get_logger
 from services.common.runtime import ServerHandle, serve
 from services.common.settings import PeerAddresses, ServiceSettings
@@ -271,6 +271,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         start = _page_offset(request.page_token)
         return await asyncio.to_thread(list_episodes, job, self.blocking_store, start, size, request.full)
 
+    async def EvaluateJob(self, request: orchestrator_pb2.EvaluateJobRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        job = await self._job(request.job_id)
+        # Reading every part and 2000 bootstrap draws per figure: off the event loop.
+        return await asyncio.to_thread(_evaluate, job, list(request.ks), request.allow_partial)
+
 
     # -- serving -------------------------------------------------------------------------
 
@@ -283,6 +288,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
 
 JOB_FINISHED = (orchestrator_pb2.JOB_STATUS_DONE, orchestrator_pb2.JOB_STATUS_CANCELLED)
+
+
+def _evaluate(job: orchestrator_pb2.Job, ks: list[int], allow_partial: bool) -> orchestrator_pb2.Evaluation:
+    # Imported on first use: pandas and matplotlib would add a second or more to every front door's start.
+    from recipe.evaluate import evaluate_job, resolve_ks, to_proto
+
+    ks = resolve_ks(ks, job.samples)
+    if job.status not in JOB_FINISHED and not allow_partial:
+        raise FailedPrecondition(
+            f"job {job.id} is not finished ({job.counts.written} of {job.counts.episodes} episodes written): "
+            "wait for it (WatchJob), or set allow_partial to score the problems written so far"
+        )
+    return to_proto(evaluate_job(job.results_url, ks))
 
 
 def _page_offset(token: str) -> int:

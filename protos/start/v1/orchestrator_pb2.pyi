@@ -31,6 +31,13 @@ class SolveEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOLVE_EVENT_KIND_TOOL_CODE: _ClassVar[SolveEventKind]
     SOLVE_EVENT_KIND_TOOL_OUTPUT: _ClassVar[SolveEventKind]
     SOLVE_EVENT_KIND_FINAL: _ClassVar[SolveEventKind]
+
+class EvaluationGroupKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVALUATION_GROUP_KIND_UNSPECIFIED: _ClassVar[EvaluationGroupKind]
+    EVALUATION_GROUP_KIND_OVERALL: _ClassVar[EvaluationGroupKind]
+    EVALUATION_GROUP_KIND_SOURCE: _ClassVar[EvaluationGroupKind]
+    EVALUATION_GROUP_KIND_TASK_TYPE: _ClassVar[EvaluationGroupKind]
 ARM_UNSPECIFIED: Arm
 ARM_GREEDY: Arm
 ARM_HINT_INFER: Arm
@@ -46,6 +53,10 @@ SOLVE_EVENT_KIND_HINT: SolveEventKind
 SOLVE_EVENT_KIND_TOOL_CODE: SolveEventKind
 SOLVE_EVENT_KIND_TOOL_OUTPUT: SolveEventKind
 SOLVE_EVENT_KIND_FINAL: SolveEventKind
+EVALUATION_GROUP_KIND_UNSPECIFIED: EvaluationGroupKind
+EVALUATION_GROUP_KIND_OVERALL: EvaluationGroupKind
+EVALUATION_GROUP_KIND_SOURCE: EvaluationGroupKind
+EVALUATION_GROUP_KIND_TASK_TYPE: EvaluationGroupKind
 
 class SubmitEpisodeRequest(_message.Message):
     __slots__ = ("problem", "options", "episode_id")
@@ -294,3 +305,93 @@ class SolveEvent(_message.Message):
     hint_category: str
     episode: _common_pb2.Episode
     def __init__(self, kind: _Optional[_Union[SolveEventKind, str]] = ..., text: _Optional[str] = ..., hint_id: _Optional[str] = ..., hint_category: _Optional[str] = ..., episode: _Optional[_Union[_common_pb2.Episode, _Mapping]] = ...) -> None: ...
+
+class EvaluateJobRequest(_message.Message):
+    __slots__ = ("job_id", "ks", "allow_partial")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    KS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    ks: _containers.RepeatedScalarFieldContainer[int]
+    allow_partial: bool
+    def __init__(self, job_id: _Optional[str] = ..., ks: _Optional[_Iterable[int]] = ..., allow_partial: _Optional[bool] = ...) -> None: ...
+
+class MetricValue(_message.Message):
+    __slots__ = ("value", "ci_low", "ci_high")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    ci_low: float
+    ci_high: float
+    def __init__(self, value: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
+
+class PassAtK(_message.Message):
+    __slots__ = ("k", "metric")
+    K_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    k: int
+    metric: MetricValue
+    def __init__(self, k: _Optional[int] = ..., metric: _Optional[_Union[MetricValue, _Mapping]] = ...) -> None: ...
+
+class EvaluationGroup(_message.Message):
+    __slots__ = ("name", "kind", "n", "samples", "pass_at_1", "avg_at_k", "pass_at_k", "pass_at", "tool_calls_per_episode", "tokens_per_episode", "episodes", "failed", "cancelled")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_1_FIELD_NUMBER: _ClassVar[int]
+    AVG_AT_K_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_K_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_PER_EPISODE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_EPISODE_FIELD_NUMBER: _ClassVar[int]
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: EvaluationGroupKind
+    n: int
+    samples: int
+    pass_at_1: MetricValue
+    avg_at_k: MetricValue
+    pass_at_k: MetricValue
+    pass_at: _containers.RepeatedCompositeFieldContainer[PassAtK]
+    tool_calls_per_episode: float
+    tokens_per_episode: float
+    episodes: int
+    failed: int
+    cancelled: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EvaluationGroupKind, str]] = ..., n: _Optional[int] = ..., samples: _Optional[int] = ..., pass_at_1: _Optional[_Union[MetricValue, _Mapping]] = ..., avg_at_k: _Optional[_Union[MetricValue, _Mapping]] = ..., pass_at_k: _Optional[_Union[MetricValue, _Mapping]] = ..., pass_at: _Optional[_Iterable[_Union[PassAtK, _Mapping]]] = ..., tool_calls_per_episode: _Optional[float] = ..., tokens_per_episode: _Optional[float] = ..., episodes: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("job_id", "job_url", "arm", "samples", "ks", "problem_set", "format", "skipped_rows", "problems", "incomplete_problems", "bootstrap_resamples", "bootstrap_seed", "groups", "evaluation_json")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_URL_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    KS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_SET_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_SEED_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    job_url: str
+    arm: str
+    samples: int
+    ks: _containers.RepeatedScalarFieldContainer[int]
+    problem_set: str
+    format: str
+    skipped_rows: int
+    problems: int
+    incomplete_problems: int
+    bootstrap_resamples: int
+    bootstrap_seed: int
+    groups: _containers.RepeatedCompositeFieldContainer[EvaluationGroup]
+    evaluation_json: str
+    def __init__(self, job_id: _Optional[str] = ..., job_url: _Optional[str] = ..., arm: _Optional[str] = ..., samples: _Optional[int] = ..., ks: _Optional[_Iterable[int]] = ..., problem_set: _Optional[str] = ..., format: _Optional[str] = ..., skipped_rows: _Optional[int] = ..., problems: _Optional[int] = ..., incomplete_problems: _Optional[int] = ..., bootstrap_resamples: _Optional[int] = ..., bootstrap_seed: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[EvaluationGroup, _Mapping]]] = ..., evaluation_json: _Optional[str] = ...) -> None: ...

@@ -85,6 +85,11 @@ class OrchestratorServiceStub:
                 request_serializer=start_dot_v1_dot_orchestrator__pb2.SolveRequest.SerializeToString,
                 response_deserializer=start_dot_v1_dot_orchestrator__pb2.SolveEvent.FromString,
                 _registered_method=True)
+        self.EvaluateJob = channel.unary_unary(
+                '/start.v1.OrchestratorService/EvaluateJob',
+                request_serializer=start_dot_v1_dot_orchestrator__pb2.EvaluateJobRequest.SerializeToString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.Evaluation.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -155,6 +160,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateJob(self, request, context):
+        """A finished job's benchmark scores: pass@1, avg@k and pass@k with 95% bootstrap
+        intervals, overall, per source benchmark and per task type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +220,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.Solve,
                     request_deserializer=start_dot_v1_dot_orchestrator__pb2.SolveRequest.FromString,
                     response_serializer=start_dot_v1_dot_orchestrator__pb2.SolveEvent.SerializeToString,
+            ),
+            'EvaluateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateJob,
+                    request_deserializer=start_dot_v1_dot_orchestrator__pb2.EvaluateJobRequest.FromString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.Evaluation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +497,33 @@ class OrchestratorService:
             '/start.v1.OrchestratorService/Solve',
             start_dot_v1_dot_orchestrator__pb2.SolveRequest.SerializeToString,
             start_dot_v1_dot_orchestrator__pb2.SolveEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/start.v1.OrchestratorService/EvaluateJob',
+            start_dot_v1_dot_orchestrator__pb2.EvaluateJobRequest.SerializeToString,
+            start_dot_v1_dot_orchestrator__pb2.Evaluation.FromString,
             options,
             channel_credentials,
             insecure,
