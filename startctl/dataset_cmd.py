@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 
 import typer
@@ -162,17 +161,9 @@ def review(
         console.print(f"applied {len(edits)} edits; {c['kept']} kept, {c['dropped_in_review']} dropped,"
                       f" {c['flagged']} flagged (see {dataset.url}/README.md)")
         return
-    from recipe.review_page import serve
+    from recipe.review_page import serve_forever
 
-    server = serve(dataset.url, host=host, port=port, runner=runner)
-    console.print(f"reviewing {dataset.url} at [bold]{server.url}[/] (Ctrl-C to stop; Save writes the dataset)")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    serve_forever(dataset.url, host=host, port=port, runner=runner, announce=console.print)
 
 
 @app.command("export")
