@@ -44,7 +44,7 @@ def wait_listed(driver: Any, ids: list[str]) -> None:
 
 def open_trajectory(driver: Any, trajectory_id: str, spans: int | None = None) -> None:
     """Click a trajectory in the list; wait until it shows (with `spans` spans, when given)."""
-    css(driver, f'#trajectory-list tr[data-id="{trajectory_id}"]')[0].click()
+    click(driver, css(driver, f'#trajectory-list tr[data-id="{trajectory_id}"]')[0])
 
     def shown(d: Any) -> bool:
         count = len(css(d, "#spans section.span"))
@@ -57,6 +57,12 @@ def span_index_of(driver: Any, kind: str, last: bool = False) -> int:
     """The index of the first (or last) span of a kind in the open trajectory."""
     indexes = [int(s.get_attribute("data-index")) for s in css(driver, f'#spans section.span[data-kind="{kind}"]')]
     return indexes[-1] if last else indexes[0]
+
+
+def click(driver: Any, element: Any) -> None:
+    """Click as a person does: scrolled to the middle first, clear of the sticky save bar."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
 
 
 def span(driver: Any, index: int) -> Any:
@@ -78,5 +84,5 @@ def replace_text(driver: Any, index: int, text: str) -> None:
 def save(driver: Any, reviewer: str = "") -> None:
     if reviewer:
         css(driver, "#reviewer")[0].send_keys(reviewer)
-    css(driver, "#save-button")[0].click()
+    click(driver, css(driver, "#save-button")[0])
     wait_for(driver, lambda d: text_of(d, "#message").startswith("Saved"), "the save to finish")

@@ -234,3 +234,15 @@ def test_messages_export_refuses_a_prompt_another_template_rendered(tmp_path: Pa
     dataset.trajectories[0].spans[0].text = "[INST] What is 12 * 34? [/INST]"
     with pytest.raises(ValueError, match="not rendered by this tokenizer's chat template"):
         export(dataset, "messages", tokenizer_path=MICRO_MODEL)
+
+
+def test_a_dataset_lives_at_an_fsspec_url_as_well_as_in_a_directory(tmp_path: Path) -> None:
+    g, h = _two_jobs(tmp_path / "jobs")
+    sources = [open_job("greedy", g, "", ("greedy",)), open_job("hint-infer", h, "", ("hint-infer",))]
+    url = "memory://datasets/hint-rft"
+    build("hint-rft", sources, url, SelectionSettings(), overwrite=True)
+    dataset = Dataset.load(url)
+    assert dataset.url == url and len(dataset.trajectories) == 2
+    apply_changes(dataset, [Change(trajectory_id=dataset.trajectories[0].id, action="drop", reason="test")])
+    dataset.save()
+    assert export(Dataset.load(url), "start").url == "memory://datasets/hint-rft/export/start.jsonl"
