@@ -24,9 +24,20 @@ from recipe import compare as comparing
 from recipe import evaluate
 from services.orchestrator import results
 from services.orchestrator.problemsets import ProblemSetError, load_problem_set
-from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
-from startctl.job_cmd import ADDR, ARMS, MODEL, _front_door, _grpc_errors, _url, console, follow, wide
+from startctl.job_cmd import (
+    ADDR,
+    ARMS,
+    MODEL,
+    _front_door,
+    _grpc_errors,
+    _url,
+    announce,
+    console,
+    follow,
+    job_request,
+    wide,
+)
 from startctl.stack import new_run_dir
 
 app = typer.Typer(help="Benchmark scores: pass@1, avg@k, pass@k with 95% intervals; compare two evaluations.")
@@ -89,27 +100,15 @@ def run(
                              limit=limit)
         except ProblemSetError as exc:
             raise _refuse("INVALID_ARGUMENT", exc.message) from exc
-    request = opb.SubmitJobRequest(
-        problem_set=opb.ProblemSetRef(
-            url=_url(problems), format=format_, skip_bad_rows=skip_bad_rows, shuffle_seed=shuffle_seed
-        ),
-        arm=ARMS[arm],
-        samples=samples,
-        options=pb.EpisodeOptions(
-            sampling=pb.SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
-            max_total_tokens=max_total_tokens,
-            seed=seed,
-        ),
-        idempotency_key=key,
-        results_url=_url(results.join(out, JOBS_DIR)),
-        limit=limit,
+    request = job_request(
+        problems, arm, _url(results.join(out, JOBS_DIR)), format_=format_, samples=samples, temperature=temperature,
+        top_p=top_p, max_tokens=max_tokens, max_total_tokens=max_total_tokens, seed=seed, limit=limit,
+        skip_bad_rows=skip_bad_rows, shuffle_seed=shuffle_seed, key=key,
     )
     with _front_door(addr, local, model) as door:
-        job = door.submit(request).job
-        console.print(f"evaluating: job [bold]{job.id}[/], {job.counts.problems} problems x {job.samples} samples "
-                      f"({arm}); results in {job.results_url}")
-        for skipped in job.skipped:
-            console.print(f"[yellow]skipped row {skipped.row}[/] field {skipped.field}: {skipped.message}")
+        reply = door.submit(request)
+        job = reply.job
+        announce(job, "evaluating" if reply.created else "already known (same key): evaluating")
         follow(door, job.id, timeout)
         reply = door.stub.EvaluateJob(opb.EvaluateJobRequest(job_id=job.id, ks=ks), timeout=600)
     evaluation = json.loads(reply.evaluation_json)

@@ -141,6 +141,38 @@ def _url(path_or_url: str) -> str:
     return path_or_url if "://" in path_or_url else str(Path(path_or_url).expanduser().resolve())
 
 
+def job_request(
+    problems: str, arm: str, results_url: str, *, format_: str = "", samples: int = 0, temperature: float = 0.0,
+    top_p: float = 0.0, max_tokens: int = 0, max_total_tokens: int = 0, think_hints: int = 0, seed: int = 0,
+    limit: int = 0, skip_bad_rows: bool = False, shuffle_seed: int = 0, key: str = "",
+) -> opb.SubmitJobRequest:
+    """The SubmitJob request of `job submit` and `eval`: zeros take the arm's or the service's default."""
+    return opb.SubmitJobRequest(
+        problem_set=opb.ProblemSetRef(
+            url=_url(problems), format=format_, skip_bad_rows=skip_bad_rows, shuffle_seed=shuffle_seed
+        ),
+        arm=ARMS[arm],
+        samples=samples,
+        options=pb.EpisodeOptions(
+            sampling=pb.SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+            max_think_hints=think_hints,
+            max_total_tokens=max_total_tokens,
+            seed=seed,
+        ),
+        idempotency_key=key,
+        results_url=results_url,
+        limit=limit,
+    )
+
+
+def announce(job: opb.Job, verb: str) -> None:
+    """One line on what was submitted, and every row the problem set's reader skipped."""
+    console.print(f"job [bold]{job.id}[/] {verb}: {job.counts.problems} problems x {job.samples} samples "
+                  f"= {job.counts.episodes} episodes ({ARM_NAMES[job.arm]}); results in {job.results_url}")
+    for skipped in job.skipped:
+        console.print(f"[yellow]skipped row {skipped.row}[/] field {skipped.field}: {skipped.message}")
+
+
 @app.command()
 @_grpc_errors
 def submit(
@@ -171,31 +203,15 @@ def submit(
         raise typer.BadParameter(f"unknown arm {arm!r}; use one of {', '.join(ARMS)}")
     if local:
         wait = True  # the embedded platform stops when the command ends
-    options = pb.EpisodeOptions(
-        sampling=pb.SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
-        max_think_hints=think_hints,
-        max_total_tokens=max_total_tokens,
-        seed=seed,
-    )
-    request = opb.SubmitJobRequest(
-        problem_set=opb.ProblemSetRef(
-            url=_url(problems), format=format_, skip_bad_rows=skip_bad_rows, shuffle_seed=shuffle_seed
-        ),
-        arm=ARMS[arm],
-        samples=samples,
-        options=options,
-        idempotency_key=key,
-        results_url=_url(out),
-        limit=limit,
+    request = job_request(
+        problems, arm, _url(out), format_=format_, samples=samples, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, max_total_tokens=max_total_tokens, think_hints=think_hints, seed=seed, limit=limit,
+        skip_bad_rows=skip_bad_rows, shuffle_seed=shuffle_seed, key=key,
     )
     with _front_door(addr, local, model) as door:
         reply = door.submit(request)
         job = reply.job
-        verb = "submitted" if reply.created else "already known (same key): following"
-        console.print(f"job [bold]{job.id}[/] {verb}: {job.counts.problems} problems x {job.samples} samples "
-                      f"= {job.counts.episodes} episodes ({arm}); results in {job.results_url}")
-        for skipped in job.skipped:
-            console.print(f"[yellow]skipped row {skipped.row}[/] field {skipped.field}: {skipped.message}")
+        announce(job, "submitted" if reply.created else "already known (same key): following")
         if not wait:
             console.print(f"follow it with: startctl job watch {job.id}")
             return
