@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from recipe.dataset import Dataset, Edit, review_of, set_review
 from services.common.episode import (
     CLOSING_FENCE,
+    PYTHON_FENCE,
     format_tool_output,
     last_closed_code_block,
     open_code_block,
@@ -73,12 +74,22 @@ def span_diff(before: str, after: str, label: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
+def closed_block_before(text: str) -> str | None:
+    """The code of the python block that text ends by closing: exactly one closing fence
+    after the last opening one, at the very end (a doubled fence is not a closed block)."""
+    start = text.rfind(PYTHON_FENCE)
+    body = text[start + len(PYTHON_FENCE) :].rstrip() if start >= 0 else ""
+    if start < 0 or not body.endswith(CLOSING_FENCE) or body.count(CLOSING_FENCE) != 1:
+        return None
+    return last_closed_code_block(text)
+
+
 def tool_calls(sample: Sample) -> list[tuple[int, str | None]]:
     """(index of each tool-output span, the code of the block it answers, None when not closed)."""
     calls, text = [], ""
     for index, span in enumerate(sample.spans):
         if span.type == "tool_output":
-            calls.append((index, last_closed_code_block(text) if text.rstrip().endswith(CLOSING_FENCE) else None))
+            calls.append((index, closed_block_before(text)))
         text += span.text
     return calls
 

@@ -188,6 +188,13 @@ def test_an_edit_that_breaks_a_fence_flags_the_trajectory(tmp_path: Path) -> Non
     flags = review_of(dataset.get(first)).flags
     assert any("does not follow a closed ```python block" in f for f in flags)
     assert check(dataset.get(first))
+    # A doubled closing fence (the platform appends its own after the model's code) is not closed either.
+    apply_changes(dataset, [Change(trajectory_id=first, action="edit", span=3, text="print(12 * 34)\n``````")])
+    assert any("does not follow a closed" in f for f in review_of(dataset.get(first)).flags)
+    # Mended: the code runs again (a runner standing in for the sandbox prints what it would).
+    mended = Change(trajectory_id=first, action="edit", span=3, text="print(12 * 34)\n```")
+    apply_changes(dataset, [mended], runner=lambda code: "408\n")
+    assert review_of(dataset.get(first)).flags == []
 
 
 def test_review_as_files_round_trips_and_applies_only_what_changed(tmp_path: Path) -> None:
