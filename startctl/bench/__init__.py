@@ -35,6 +35,10 @@ def register(name: str, module: str) -> None:
     @app.command(name)
     def _run(json_out: bool = typer.Option(False, "--json", help="Last line: one JSON object.")) -> None:
         console = Console(stderr=json_out, record=True)
+        if not console.is_terminal:
+            # Written to a file or a pipe (and to runs/bench-*-latest.txt): full column names,
+            # not rich's 80-column guess that cuts "problems" to "pro…".
+            console = Console(stderr=json_out, record=True, width=200)
         figures = importlib.import_module(f"startctl.bench.{module}").run(console)
         save_results(name, console, figures)
         if json_out:
