@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from services.scoring.extract import MultipleLetters, choice_letter, final_answer, last_boxed
+from services.scoring.extract import MultipleLetters, choice_letter, math_answer
 from services.scoring.math_equiv import math_equal, quick_math_equal
 
 MATH = "math"
@@ -30,13 +30,10 @@ class Verdict:
     wall_ms: float = 0.0
 
 
-def _boxed_or_verdict(response: str) -> str | Verdict:
-    boxed = last_boxed(final_answer(response))
-    if boxed is None:
-        return Verdict(False, "", "no answer: no closed \\boxed{} in the final answer")
-    if not boxed:
-        return Verdict(False, "", "no answer: the last \\boxed{} is empty")
-    return boxed
+def _answer_or_verdict(response: str) -> str | Verdict:
+    """The math answer (every box of a multi-part answer, else a final-answer sentence)."""
+    answer, reason = math_answer(response)
+    return Verdict(False, "", reason) if answer is None else answer
 
 
 # `startctl solve` and open problems have no reference: the answer is still extracted.
@@ -44,7 +41,7 @@ NO_REFERENCE = "no reference: nothing to compare the answer with"
 
 
 def grade_math(response: str, reference: str) -> Verdict:
-    boxed = _boxed_or_verdict(response)
+    boxed = _answer_or_verdict(response)
     if isinstance(boxed, Verdict):
         return boxed
     if not reference.strip():
@@ -75,7 +72,7 @@ def quick_grade(task_type: str, response: str, reference: str) -> Verdict | None
     """The verdict when it needs no sympy (string and regex work only), else None."""
     if task_type == MULTIPLE_CHOICE:
         return grade_choice(response, reference)
-    boxed = _boxed_or_verdict(response)
+    boxed = _answer_or_verdict(response)
     if isinstance(boxed, Verdict):
         return boxed
     if not reference.strip():
