@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from typing import Any
 
 from recipe.dataset import Dataset, Review, set_review
 from services.orchestrator.results import (
+    absolute,
     episode_from_row,
     join,
     manifest_exists,
@@ -44,6 +44,7 @@ from training.convert import sample_of_episode
 from training.data import Sample
 
 DONE = "done"
+_REPETITION = "_repetition_score"  # a row's detector score, kept in the row once measured
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,8 @@ class JobSource:
 def job_url(ref: str, results_root: str) -> str:
     """A job's folder: a path or URL as given, else a job id under the results root."""
     if "://" in ref or "/" in ref or Path(ref).exists():
-        return ref if "://" in ref else str(Path(ref).expanduser().resolve())
-    root = results_root if "://" in results_root else str(Path(results_root).expanduser().resolve())
-    return join(root, ref)
+        return absolute(ref)
+    return join(absolute(results_root), ref)
 
 
 def open_job(role: str, ref: str, results_root: str, arms: Sequence[str]) -> JobSource:
@@ -137,7 +137,10 @@ def model_text(row: dict[str, Any]) -> str:
 
 
 def repetition_score(row: dict[str, Any], settings: SelectionSettings) -> float:
-    return detect_repetition(model_text(row), settings.repetition).score
+    """The detector's score of a row, measured once: the filter and the trajectory's meta share it."""
+    if _REPETITION not in row:
+        row[_REPETITION] = detect_repetition(model_text(row), settings.repetition).score
+    return row[_REPETITION]
 
 
 def choose(problem_id: str, candidates: list[dict[str, Any]], settings: SelectionSettings) -> dict[str, Any]:
@@ -265,7 +268,6 @@ def build(kind: str, sources: list[JobSource], out: str, settings: SelectionSett
         "filters": record["filters"],
         **(extra or {}),
     }
-    dataset = Dataset(url=out if "://" in out else posixpath.normpath(str(Path(out).expanduser().resolve())),
-                      build=build_record, trajectories=samples)
+    dataset = Dataset(url=absolute(out), build=build_record, trajectories=samples)
     dataset.create()
     return dataset

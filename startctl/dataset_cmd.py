@@ -24,6 +24,7 @@ from rich.table import Table
 
 from recipe.dataset import Dataset, counts
 from services.common.settings import DEFAULT_PORTS
+from services.orchestrator.results import absolute
 
 app = typer.Typer(help="Datasets: Hint-RFT and RFT builders, review, export for training.", no_args_is_help=True)
 build_app = typer.Typer(help="Build a dataset from jobs' Parquet results.", no_args_is_help=True)
@@ -124,10 +125,6 @@ def build_rft(
     _report_build(build("rft", sources, out, settings, overwrite), json_out)
 
 
-def _dataset_url(path_or_url: str) -> str:
-    return path_or_url if "://" in path_or_url else str(Path(path_or_url).expanduser().resolve())
-
-
 @app.command()
 @_user_errors
 def review(
@@ -144,7 +141,7 @@ def review(
     from recipe.review import apply_changes, changes_from_files, export_files, sandbox_runner
     from startctl.episodes import reachable
 
-    dataset = Dataset.load(_dataset_url(directory))
+    dataset = Dataset.load(absolute(directory))
     if export_to is not None:
         written = export_files(dataset, export_to)
         console.print(f"{len(written)} trajectories written to {export_to}; edit them, then:"
@@ -180,7 +177,7 @@ def export_cmd(
     """Write the kept, checked trajectories in a format a trainer reads."""
     from recipe.export import export
 
-    dataset = Dataset.load(_dataset_url(directory))
+    dataset = Dataset.load(absolute(directory))
     if format_ == "messages" and not tokenizer:
         models = [s.get("manifest", {}).get("model", "") for s in dataset.build.get("sources", [])]
         tokenizer = next((m for m in models if m and Path(m).is_dir()), "")

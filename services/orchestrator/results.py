@@ -21,6 +21,7 @@ import json
 import posixpath
 import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -228,6 +229,11 @@ def episode_from_row(row: dict[str, Any], metadata_columns: Sequence[str] = ()) 
 def join(base: str, *parts: str) -> str:
     """A path under a local directory or an fsspec URL."""
     return posixpath.join(base.rstrip("/"), *parts)
+
+
+def absolute(path_or_url: str) -> str:
+    """A location any process can open: a local path made absolute, a URL (s3://...) as it is."""
+    return path_or_url if "://" in path_or_url else str(Path(path_or_url).expanduser().resolve())
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
