@@ -41,7 +41,6 @@ from training.data import Sample, Span
 EDITABLE = frozenset({"model", "tool_code", "hint"})
 OUTPUT_OPEN = "\n```output\n"
 STALE = "stale output"
-DEFAULT_MAX_TOOL_OUTPUT_CHARS = 4096
 
 # Runs python code in the sandbox and returns what the model would see of it.
 ToolRunner = Callable[[str], str]
@@ -168,6 +167,14 @@ def restore(dataset: Dataset, trajectory_id: str, by: str = "") -> Edit:
     return _record(dataset, Edit(at=now(), by=by, trajectory_id=trajectory_id, action="restore"))
 
 
+def default_max_tool_output_chars() -> int:
+    """The front door's default tool-output cap (its setting's default), for a
+    trajectory that does not record what its episode ran with."""
+    from services.orchestrator.server import Settings
+
+    return Settings.model_fields["default_max_tool_output_chars"].default
+
+
 def rerun_stale_outputs(dataset: Dataset, sample: Sample, runner: ToolRunner | None, by: str = "") -> None:
     """Run again the code of every tool call an edit changed; a call that cannot be run stays flagged."""
     review = review_of(sample)
@@ -175,7 +182,7 @@ def rerun_stale_outputs(dataset: Dataset, sample: Sample, runner: ToolRunner | N
     if not stale or runner is None:
         return
     codes = dict(tool_calls(sample))
-    max_chars = int(sample.meta.get("max_tool_output_chars") or DEFAULT_MAX_TOOL_OUTPUT_CHARS)
+    max_chars = int(sample.meta.get("max_tool_output_chars") or default_max_tool_output_chars())
     for flag in sorted(stale):
         index = int(flag.rsplit(" ", 1)[1])
         code = codes.get(index)
