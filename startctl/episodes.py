@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from services.common.channels import channel
-from services.common.episode import to_json
+from services.common.episode import snapshots_of, to_json
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -58,8 +58,13 @@ class OrchestratorClient:
         return self._stub.GetEpisode(orchestrator_pb2.GetEpisodeRequest(episode_id=episode_id), timeout=30)
 
     def watch(self, episode_id: str, timeout_s: float = 600) -> Iterable[pb.Episode]:
+        """The whole episode after every step, until it is finished.
+
+        The server streams only what each step changed (`EpisodeChange`); the snapshots are
+        rebuilt here, so callers see whole episodes.
+        """
         request = orchestrator_pb2.WatchEpisodeRequest(episode_id=episode_id, timeout_s=timeout_s)
-        return self._stub.WatchEpisode(request, timeout=timeout_s + 30)
+        return snapshots_of(self._stub.WatchEpisode(request, timeout=timeout_s + 30))
 
     def wait_all(self, ids: list[str], timeout_s: float, on_done=None) -> dict[str, pb.Episode]:  # noqa: ANN001
         """Poll until every episode is finished (cheap: one small RPC per open episode)."""

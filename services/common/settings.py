@@ -8,9 +8,10 @@ are settings too, so the same code runs on loopback and in a cluster.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Default loopback ports of the embedded deployment; a cluster overrides them by env.
@@ -48,6 +49,72 @@ class PeerAddresses(BaseSettings):
     scoring_addr: str = f"127.0.0.1:{DEFAULT_PORTS['scoring']}"
     orchestrator_addr: str = f"127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Which generation replica takes each call of an episode (services/orchestrator/routing.py).
+    generation_replicas: str = Field(
+        "",
+        description="Generation replicas as host:port,host:port; an episode's steps stay on one of them. "
+        "Empty: generation_discovery, else generation_addr alone.",
+    )
+    generation_discovery: str = Field(
+        "",
+        description="host:port of a headless Service whose DNS name gives every ready generation replica, "
+        "re-resolved every generation_discovery_interval_s (in a cluster, instead of generation_replicas).",
+    )
+    generation_discovery_interval_s: float = Field(5.0, gt=0, description="Seconds between two DNS look-ups.")
+    generation_routing: Literal["affinity", "round_robin"] = Field(
+        "affinity",
+        description="affinity: an episode's steps go to the replica its id hashes to (its prefix is cached there); "
+        "round_robin: each call to the next replica (the baseline `startctl bench routing` compares against).",
+    )
+    generation_max_inflight_per_replica: int = Field(
+        64,
+        ge=1,
+        description="Calls this process keeps in flight on one replica before an episode's step spills to the "
+        "least-loaded other one (the engine's max_num_seqs: beyond it, calls queue in the engine).",
+    )
+    generation_cooldown_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a replica that answered UNAVAILABLE (or RESOURCE_EXHAUSTED) is passed over.",
+    )
+
+    @field_validator("generation_replicas")
+    @classmethod
+    def _replica_list(cls, value: str) -> str:
+        """host:port,host:port with spaces dropped; a clear error naming the bad entry."""
+        entries = [entry.strip() for entry in value.split(",")] if value.strip() else []
+        for entry in entries:
+            _check_host_port(entry, "generation_replicas")
+        if len(set(entries)) != len(entries):
+            raise ValueError(f"generation_replicas lists a replica twice: {value!r}")
+        return ",".join(entries)
+
+    @field_validator("generation_discovery")
+    @classmethod
+    def _discovery_name(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            _check_host_port(value, "generation_discovery")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_of_replicas(self) -> PeerAddresses:
+        if self.generation_replicas and self.generation_discovery:
+            raise ValueError("set generation_replicas (a list) or generation_discovery (a DNS name), not both")
+        return self
+
+
+# host:port, where host is a DNS name, an IPv4 address or a bracketed IPv6 address.
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?):([0-9]{1,5})$")
+
+
+def _check_host_port(entry: str, setting: str) -> None:
+    match = _HOST_PORT.match(entry)
+    if match is None or not 0 < int(match.group(3)) <= 65535:
+        raise ValueError(
+            f"{setting}: {entry!r} is not host:port (a name or IP, then a port in 1-65535; "
+            f"[::1]:50051 for IPv6); give host:port,host:port"
+        )
 
 
 S = TypeVar("S", bound=BaseSettings)

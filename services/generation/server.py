@@ -58,7 +58,9 @@ class Settings(ServiceSettings):
     seed: int = Field(0, description="Engine seed (a request's own seed wins for its samples).")
     block_size: int | None = Field(None, ge=1, description="Tokens per KV block; unset takes the platform default.")
     max_n: int = Field(64, ge=1, description="Samples per call, at most.")
-    max_stop_strings: int = Field(16, ge=0, description="Stop strings per call, at most.")
+    max_stop_strings: int = Field(
+        32, ge=0, description="Stop strings per call, at most (an episode sends each reflection word with each ending)."
+    )
     max_stop_chars: int = Field(256, ge=1, description="Characters per stop string, at most.")
     max_logprobs: int = Field(20, ge=0, le=20, description="Top log-probabilities per token, at most.")
     health_interval_s: float = Field(1.0, gt=0, description="How often the engine process is checked for death.")
@@ -104,16 +106,26 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             max_logprobs=self.settings.max_logprobs,
         )
 
-    async def _prepare(self, request: generation_pb2.GenerateRequest) -> tuple[list[int], Sampling]:
+    async def _prepare(self, request: generation_pb2.GenerateRequest) -> tuple[list[int], Sampling | None]:
+        """The prompt's ids and the sampling; None for the sampling when the prompt fills
+        the context and the caller asked to be told so (`fit_to_context`)."""
         limits = self._limits()
-        source = validate.prompt(request, limits)
-        ids = source if isinstance(source, list) else await self.engine.tokenize(source)
+        parts, special_tokens = validate.prompt(request, limits)
+        texts = [part for part in parts if isinstance(part, str)]
+        tokenised = iter(await self.engine.tokenize_pieces(texts, special_tokens) if texts else [])
+        ids: list[int] = []
+        for part in parts:
+            ids.extend(next(tokenised) if isinstance(part, str) else part)
+        if request.fit_to_context and len(ids) >= limits.max_model_len:
+            return ids, None
         validate.prompt_length(len(ids), limits)
         return ids, validate.sampling(request.sampling, limits, len(ids))
 
     async def Generate(self, request, context) -> generation_pb2.GenerateResponse:  # noqa: ANN001, N802
         with _engine_errors():
             ids, sampling = await self._prepare(request)
+            if sampling is None:
+                return _context_full()
             result: Result = await self.engine.generate(ids, sampling)
         return generation_pb2.GenerateResponse(
             completions=[_completion(c) for c in result.completions], usage=_usage(result.usage)
@@ -122,6 +134,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GenerateStream(self, request, context) -> AsyncIterator[generation_pb2.GenerateChunk]:  # noqa: ANN001, N802
         with _engine_errors():
             ids, sampling = await self._prepare(request)
+            if sampling is None:
+                full = _context_full()
+                yield generation_pb2.GenerateChunk(final=full.completions[0])
+                yield generation_pb2.GenerateChunk(usage=full.usage)
+                return
             usage = Usage()
             async for delta in self.engine.stream(ids, sampling, usage):
                 yield generation_pb2.GenerateChunk(
@@ -161,6 +178,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             unfinished_requests=counts["unfinished"],
             kv_block_size=self.engine.kv_block_size,
         )
+
+
+def _context_full() -> generation_pb2.GenerateResponse:
+    """The answer to a `fit_to_context` call whose context has no room left: nothing
+    written, ended by length; no usage, as nothing reached the engine."""
+    completion = generation_pb2.Completion(finish_reason=generation_pb2.FINISH_REASON_LENGTH)
+    return generation_pb2.GenerateResponse(completions=[completion], usage=common_pb2.Usage())
 
 
 def _completion(c: Completion) -> generation_pb2.Completion:

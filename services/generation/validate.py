@@ -29,22 +29,51 @@ class Limits:
     max_logprobs: int
 
 
-def prompt(request: generation_pb2.GenerateRequest, limits: Limits) -> str | list[int]:
-    """The prompt as text or token ids: exactly one of the two, non-empty, in range."""
-    text, ids = request.prompt, list(request.prompt_token_ids)
-    require(not (text and ids), "prompt", "give either prompt (text) or prompt_token_ids, not both")
-    require(bool(text or ids), "prompt", "empty; give the text to continue, or its token ids")
-    if ids:
-        bad = next((i for i in ids if not 0 <= i < limits.vocab_size), None)
-        require(bad is None, "prompt_token_ids", f"id {bad} is outside the vocabulary [0, {limits.vocab_size})")
-        return ids
-    # Tokenising megabytes of text only to reject it would tie up a CPU: refuse it by size.
+def prompt(request: generation_pb2.GenerateRequest, limits: Limits) -> tuple[list[str | list[int]], bool]:
+    """The prompt as parts, text to tokenise and ids as they are, in order; and whether
+    its text gets the tokenizer's special tokens (a bare text prompt does, as in vLLM;
+    context pieces do not: they carry a rendered chat template). Exactly one of prompt,
+    prompt_token_ids and context; non-empty; ids in the vocabulary; text within reach of
+    the model's limit."""
+    given = [name for name in ("prompt", "prompt_token_ids", "context") if _given(request, name)]
     require(
-        len(text) <= limits.max_model_len * limits.max_chars_per_token,
-        "prompt",
-        f"{len(text)} characters cannot fit the model's limit of {limits.max_model_len} tokens",
+        len(given) <= 1, given[0] if given else "prompt",
+        f"give one of prompt (text), prompt_token_ids or context, not {' and '.join(given)}",
     )
-    return text
+    require(bool(given), "prompt", "empty; give the text to continue, its token ids, or the context as pieces")
+    if request.prompt:
+        parts: list[str | list[int]] = [request.prompt]
+    elif request.prompt_token_ids:
+        parts = [list(request.prompt_token_ids)]
+    else:
+        parts = [_piece(piece, i) for i, piece in enumerate(request.context)]
+    for i, part in enumerate(parts):
+        if isinstance(part, list):
+            bad = next((t for t in part if not 0 <= t < limits.vocab_size), None)
+            field = "prompt_token_ids" if request.prompt_token_ids else f"context[{i}].token_ids"
+            require(bad is None, field, f"id {bad} is outside the vocabulary [0, {limits.vocab_size})")
+    # Tokenising megabytes of text only to reject it would tie up a CPU: refuse it by size.
+    chars = sum(len(part) for part in parts if isinstance(part, str))
+    require(
+        chars <= limits.max_model_len * limits.max_chars_per_token,
+        given[0],
+        f"{chars} characters of text cannot fit the model's limit of {limits.max_model_len} tokens",
+    )
+    return parts, bool(request.prompt)
+
+
+def _given(request: generation_pb2.GenerateRequest, name: str) -> bool:
+    return bool(getattr(request, name))
+
+
+def _piece(piece: generation_pb2.ContextPiece, index: int) -> str | list[int]:
+    which = piece.WhichOneof("piece")
+    require(which is not None, f"context[{index}]", "empty; set its token_ids or its text")
+    if which == "text":
+        require(bool(piece.text), f"context[{index}].text", "empty; leave the piece out instead")
+        return piece.text
+    require(len(piece.token_ids.token_ids) > 0, f"context[{index}].token_ids", "empty; leave the piece out instead")
+    return list(piece.token_ids.token_ids)
 
 
 def prompt_length(n_tokens: int, limits: Limits) -> None:

@@ -23,7 +23,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     list_cmd = sub.add_parser("list", help="List a library's hints.")
     list_cmd.add_argument("--library", default="")
-    next_cmd = sub.add_parser("next", help="Ask the policy what follows a stop of a one-span episode.")
+    next_cmd = sub.add_parser("next", help="Ask the policy what follows a stop of a one-line episode.")
     reasons = [name.removeprefix("STOP_REASON_") for name in hpb.StopReason.DESCRIPTOR.values_by_name]
     next_cmd.add_argument("stop_reason", choices=reasons)
     next_cmd.add_argument("--stop-string", default="")
@@ -38,9 +38,9 @@ def main() -> None:
         if args.command == "list":
             reply = stub.ListHints(hpb.ListHintsRequest(library=args.library), timeout=10)
         else:
-            episode = pb.Episode(
+            view = hpb.EpisodeView(
                 id="by-hand",
-                spans=[pb.Span(kind=pb.SPAN_KIND_PROMPT, text="What is 123 * 456?")],
+                tail="What is 123 * 456?",
                 think_hints=args.think_hints,
                 options=pb.EpisodeOptions(
                     hints_enabled=True,
@@ -51,7 +51,7 @@ def main() -> None:
                 ),
             )
             request = hpb.NextActionRequest(
-                episode=episode, stop_reason=hpb.StopReason.Value(f"STOP_REASON_{args.stop_reason}"),
+                view=view, stop_reason=hpb.StopReason.Value(f"STOP_REASON_{args.stop_reason}"),
                 stop_string=args.stop_string,
             )
             reply = stub.NextAction(request, timeout=10)

@@ -51,7 +51,7 @@ class HintServicer(hints_pb2_grpc.HintServiceServicer):
 
     async def NextAction(self, request: hpb.NextActionRequest, context: grpc.aio.ServicerContext):  # noqa: N802
         validate_next_action(request, self.policy)
-        return self.policy.next_action(request.episode, request.stop_reason, request.stop_string)
+        return self.policy.next_action(request.view, request.stop_reason, request.stop_string)
 
     async def ListHints(self, request: hpb.ListHintsRequest, context: grpc.aio.ServicerContext):  # noqa: N802
         name = request.library or self.policy.default_library

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Queue
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.orchestrator.store import EpisodeStore
@@ -59,8 +59,33 @@ class WorkerSettings(BaseSettings):
     redis_retry_s: float = Field(
         60, ge=0, description="How long a Redis command is retried across a Redis restart before the step gives up."
     )
+    chain_s: float = Field(
+        30,
+        ge=0,
+        description="Take an episode's next steps in the same task, saving after each, for up to this long "
+        "(0: one step per task): no broker hop and no reload between steps. Within a step's soft time limit.",
+    )
     log_level: str = Field("INFO", description="Celery's log level.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's Prometheus /metrics (0: off).")
+
+
+    @model_validator(mode="after")
+    def _chain_within_a_tasks_time(self) -> WorkerSettings:
+        if self.chain_s and self.chain_s + self.rpc_timeout_s >= self.step_soft_time_limit_s:
+            raise ValueError(
+                f"chain_s ({self.chain_s}) plus one step's rpc_timeout_s ({self.rpc_timeout_s}) must stay under "
+                f"step_soft_time_limit_s ({self.step_soft_time_limit_s}): lower chain_s or raise the limit"
+            )
+        return self
+
+    def consumes(self, action: int) -> bool:
+        """This worker takes steps of this kind (it listens on their queue)."""
+        return queue_of(action) in self.queues
+
+
+def queue_of(action: int) -> str:
+    """The queue of a step that does `action`."""
+    return _QUEUE_OF_ACTION.get(action, QUEUE_GENERATE)
 
 
 def celery_config(redis_url: str, settings: WorkerSettings | None = None) -> dict:
@@ -112,7 +137,7 @@ def make_celery(redis_url: str, settings: WorkerSettings | None = None) -> Celer
 
 def enqueue_step(app: Celery, episode_id: str, step_no: int, action: int) -> None:
     """Hand step step_no of an episode to the queue of the work it does (blocking publish)."""
-    app.send_task(STEP_TASK, args=[episode_id, step_no], queue=_QUEUE_OF_ACTION.get(action, QUEUE_GENERATE))
+    app.send_task(STEP_TASK, args=[episode_id, step_no], queue=queue_of(action))
 
 
 def queue_step(app: Celery, store: EpisodeStore, episode_id: str, step_no: int, action: int) -> None:

@@ -11,6 +11,7 @@ import argparse
 from google.protobuf import json_format
 
 from services.common.channels import channel
+from services.common.episode import snapshots_of
 from services.common.settings import DEFAULT_PORTS
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
@@ -43,7 +44,8 @@ def main() -> None:
         episode_id = stub.SubmitEpisode(opb.SubmitEpisodeRequest(problem=problem, options=options)).episode_id
         print(f"episode {episode_id}")
         request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=args.timeout)
-        for snapshot in stub.WatchEpisode(request, timeout=args.timeout + 30):
+        # The stream carries what each step changed; snapshots_of rebuilds the whole episode.
+        for snapshot in snapshots_of(stub.WatchEpisode(request, timeout=args.timeout + 30)):
             last = snapshot.spans[-1] if snapshot.spans else None
             kind = pb.SpanKind.Name(last.kind).removeprefix("SPAN_KIND_") if last else "-"
             print(f"step {snapshot.steps}: {pb.EpisodeStatus.Name(snapshot.status)} last span {kind}")

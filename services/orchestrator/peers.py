@@ -8,13 +8,17 @@ step: the peer is down, restarting, overloaded or slow.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 
 from services.common.channels import channel
+from services.common.episode import view_of
 from services.common.settings import PeerAddresses
+from services.orchestrator.routing import RoutingConfig, shared_router
 from start.v1 import common_pb2 as pb
 from start.v1 import (
     generation_pb2,
@@ -37,6 +41,13 @@ TRANSIENT = (
 
 # Channels are thread-safe and multiplex calls: one per address serves every Peers.
 _shared_channel = functools.cache(channel)
+
+
+def generation_request(
+    context: list[generation_pb2.ContextPiece], sampling: pb.SamplingParams
+) -> generation_pb2.GenerateRequest:
+    """An episode's Generate: its context as pieces, max_tokens cut to the context's room."""
+    return generation_pb2.GenerateRequest(context=context, sampling=sampling, fit_to_context=True)
 
 
 class TransientError(Exception):
@@ -65,10 +76,12 @@ def describe(exc: BaseException) -> str:
 class Peers:
     addresses: PeerAddresses
     timeout_s: float
-    _max_model_len: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
+        # Calls that need no particular replica (chat template, model facts) go to any one.
         self.generation = generation_pb2_grpc.GenerationServiceStub(_shared_channel(self.addresses.generation_addr))
+        # An episode's generation calls go to the replica holding its prefix (routing.py).
+        self.router = shared_router(RoutingConfig.from_addresses(self.addresses), _shared_channel)
         self.hints = hints_pb2_grpc.HintServiceStub(_shared_channel(self.addresses.hints_addr))
         self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(_shared_channel(self.addresses.sandbox_addr))
         self.scoring = scoring_pb2_grpc.ScoringServiceStub(_shared_channel(self.addresses.scoring_addr))
@@ -79,24 +92,23 @@ class Peers:
         )
         return self.generation.RenderChat(request, timeout=self.timeout_s).text
 
-    def max_model_len(self) -> int:
-        if not self._max_model_len:
-            reply = self.generation.ModelInfo(generation_pb2.ModelInfoRequest(), timeout=self.timeout_s)
-            self._max_model_len = reply.max_model_len
-        return self._max_model_len
+    def generate(
+        self, episode_id: str, context: list[generation_pb2.ContextPiece], sampling: pb.SamplingParams
+    ) -> generation_pb2.GenerateResponse:
+        """One step's continuation of an episode, on the replica that holds its cache."""
+        with self.generation_stub(episode_id) as stub:
+            return stub.Generate(generation_request(context, sampling), timeout=self.timeout_s)
 
-    def tokenize_pieces(self, texts: list[str]) -> list[list[int]]:
-        """Ids of pieces of an episode's text, each on its own, in one call (no special
-        tokens: see context_token_ids)."""
-        reply = self.generation.Tokenize(generation_pb2.TokenizeRequest(pieces=texts), timeout=self.timeout_s)
-        return [list(piece.token_ids) for piece in reply.pieces]
-
-    def generate(self, prompt_token_ids: list[int], sampling: pb.SamplingParams) -> generation_pb2.GenerateResponse:
-        request = generation_pb2.GenerateRequest(prompt_token_ids=prompt_token_ids, sampling=sampling)
-        return self.generation.Generate(request, timeout=self.timeout_s)
+    @contextlib.contextmanager
+    def generation_stub(self, episode_id: str) -> Iterator[generation_pb2_grpc.GenerationServiceStub]:
+        """The stub of the replica that holds this episode's cache: the call made inside the
+        block counts as in flight there, and an UNAVAILABLE or RESOURCE_EXHAUSTED it raises
+        steers the next calls elsewhere for a while (services/orchestrator/routing.py)."""
+        with self.router.route(episode_id) as replica:
+            yield replica.stub
 
     def next_action(self, episode: pb.Episode, stop_reason: int, stop_string: str = "") -> hints_pb2.NextActionResponse:
-        request = hints_pb2.NextActionRequest(episode=episode, stop_reason=stop_reason, stop_string=stop_string)
+        request = hints_pb2.NextActionRequest(view=view_of(episode), stop_reason=stop_reason, stop_string=stop_string)
         return self.hints.NextAction(request, timeout=self.timeout_s)
 
     def execute(self, code: str) -> sandbox_pb2.ExecuteResponse:

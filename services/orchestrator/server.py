@@ -2,12 +2,13 @@
 
 `SubmitEpisode` stores the new episode in Redis and queues its first step on Celery; the
 workers (`startctl worker`, `tasks.py`) do the rest. `GetEpisode` reads the store, or a
-job's results once the episode has left Redis; `WatchEpisode` streams a snapshot after
-every step, woken by the store's events channel (one shared subscription per process:
-events.py). `SubmitJob` reads and checks a problem set and records the job
-(job_submit.py); the jobs controller (controller.py), running in this process when it
-holds the leader lease, admits, writes and closes jobs. `Solve` serves one problem with
-the tool loop in this process, streaming what happens (solve.py).
+job's results once the episode has left Redis; `WatchEpisode` streams the episode, then
+what each step changed (only the spans it touched: `episode_change`), woken by the store's
+events channel (one shared subscription per process: events.py). `SubmitJob` reads and
+checks a problem set and records the job (job_submit.py); the jobs controller
+(controller.py), running in this process when it holds the leader lease, admits, writes
+and closes jobs. `Solve` serves one problem with the tool loop in this process, streaming
+what happens (solve.py).
 Settings: `START_ORCHESTRATOR_*`; peers and Redis: `START_REDIS_URL`, `START_<PEER>_ADDR`.
 """
 
@@ -23,7 +24,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.channels import aio_channel
-from services.common.episode import new_episode
+from services.common.episode import episode_change, new_episode
 from services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable, require
 from services.common.logs import get_logger
 from services.common.runtime import ServerHandle, serve
@@ -157,10 +158,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         # Subscribed before the first read, so no step can slip between the two.
         async with self.events.watch(request.episode_id) as events:
             episode = await self._load(request.episode_id)
+            sent = None  # the snapshot the client has: each message is the change from it
             while True:
-                yield episode
+                yield episode_change(sent, episode)
                 if episode.status in TERMINAL:
                     return
+                sent = episode
                 episode = await self._next_snapshot(events, episode, deadline, timeout_s)
 
     async def _next_snapshot(

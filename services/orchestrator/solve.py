@@ -37,7 +37,7 @@ from services.common.episode import last_closed_code_block, new_episode, text_of
 from services.common.errors import ServiceError, Unavailable
 from services.common.logs import get_logger
 from services.common.settings import PeerAddresses
-from services.orchestrator.peers import Peers, TransientError, describe, is_busy, is_transient
+from services.orchestrator.peers import Peers, TransientError, describe, generation_request, is_busy, is_transient
 from services.orchestrator.steps import take_step
 from services.orchestrator.validate import validate_problem_and_options, with_defaults
 from start.v1 import common_pb2 as pb
@@ -101,24 +101,26 @@ class StreamingPeers(Peers):
     def start_step(self) -> None:
         self.streamed = ""
 
-    def generate(self, prompt_token_ids: list[int], sampling: pb.SamplingParams) -> generation_pb2.GenerateResponse:
-        request = generation_pb2.GenerateRequest(prompt_token_ids=prompt_token_ids, sampling=sampling)
-        call = self.generation.GenerateStream(request, timeout=self.timeout_s)
+    def generate(
+        self, episode_id: str, context: list[generation_pb2.ContextPiece], sampling: pb.SamplingParams
+    ) -> generation_pb2.GenerateResponse:
         finals: dict[int, generation_pb2.Completion] = {}
         usage = pb.Usage()
         written = 0  # characters of sample 0 this call has written so far
-        try:
-            for chunk in call:
-                # An episode generates one sample; only sample 0 is the episode's text.
-                if chunk.index == 0 and chunk.delta_text:
-                    written = self._forward(written, chunk.delta_text)
-                if chunk.HasField("final"):
-                    finals[chunk.index] = chunk.final
-                if chunk.HasField("usage"):
-                    usage = chunk.usage
-        except BaseException:
-            call.cancel()  # the engine aborts the sequence instead of finishing it for nobody
-            raise
+        with self.generation_stub(episode_id) as stub:
+            call = stub.GenerateStream(generation_request(context, sampling), timeout=self.timeout_s)
+            try:
+                for chunk in call:
+                    # An episode generates one sample; only sample 0 is the episode's text.
+                    if chunk.index == 0 and chunk.delta_text:
+                        written = self._forward(written, chunk.delta_text)
+                    if chunk.HasField("final"):
+                        finals[chunk.index] = chunk.final
+                    if chunk.HasField("usage"):
+                        usage = chunk.usage
+            except BaseException:
+                call.cancel()  # the engine aborts the sequence instead of finishing it for nobody
+                raise
         if 0 not in finals:
             raise TransientError("the generation stream ended without its final chunk")
         # The final text is the truth: send any of it the deltas did not carry, and fail a

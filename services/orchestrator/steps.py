@@ -10,7 +10,10 @@ asks the hint policy what comes next:
                 as a fenced ```output block; policy(TOOL_DONE)
     FINISH      score the response; the episode is DONE
 
-It changes the episode in place and advances `steps` by one; `tasks.py` saves it.
+It changes the episode in place and advances `steps` by one; `tasks.py` saves it. This
+module owns the episode's counters (steps, tool calls, hints, tokens); the policy reads them
+through an `EpisodeView` and owns the decisions (stops, hints, the token budget), and
+`append_span` alone decides when thinking is done.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from services.common.episode import (
     END_THINK,
     PYTHON_FENCE,
     append_span,
-    context_token_ids,
+    context_pieces,
     format_tool_output,
     last_closed_code_block,
     open_code_block,
@@ -51,6 +54,15 @@ def take_step(episode: pb.Episode, peers: Peers) -> None:
     episode.steps += 1
 
 
+def end_early(episode: pb.Episode, status: int, error: str) -> None:
+    """End the episode without taking its step (it failed, or its job was cancelled): the
+    step still counts, so that a save of it is a step like any other."""
+    episode.status = status
+    episode.error = error
+    episode.finished_unix = time.time()
+    episode.steps += 1
+
+
 def _start(episode: pb.Episode, peers: Peers) -> None:
     append_span(episode, pb.SPAN_KIND_PROMPT, peers.render_chat(episode.problem.question))
     episode.status = pb.EPISODE_STATUS_RUNNING
@@ -59,22 +71,18 @@ def _start(episode: pb.Episode, peers: Peers) -> None:
 
 def _generate(episode: pb.Episode, peers: Peers) -> None:
     in_code = open_code_block(text_of(episode)) is not None
-    # Sent as ids: what the model wrote goes back exactly as it wrote it.
-    context = context_token_ids(episode, peers.tokenize_pieces)
-    max_tokens = _max_tokens(episode, peers, len(context))
-    if max_tokens <= 0:
-        _apply(episode, hints_pb2.STOP_REASON_LENGTH, peers.next_action(episode, hints_pb2.STOP_REASON_LENGTH))
-        return
     sampling = pb.SamplingParams()
     sampling.CopyFrom(episode.options.sampling)
-    sampling.max_tokens = max_tokens
+    sampling.max_tokens = episode.next_max_tokens
     sampling.stop[:] = list(episode.next_stop)
     sampling.include_stop_str_in_output = False
     sampling.n = 1
     if sampling.HasField("seed"):
         sampling.seed += episode.steps  # each continuation its own, replayable, draw
     started = time.monotonic()
-    reply = peers.generate(context, sampling)
+    # One call: what the model wrote goes back as its own ids, appended text as text; the
+    # engine cuts max_tokens to the context's room and answers LENGTH once none is left.
+    reply = peers.generate(episode.id, context_pieces(episode), sampling)
     episode.generation_s += time.monotonic() - started
     completion = reply.completions[0]
     _add_usage(episode, reply.usage)
@@ -84,8 +92,6 @@ def _generate(episode: pb.Episode, peers: Peers) -> None:
     written = completion.text[: len(completion.text) - len(tail)]
     append_span(episode, kind, written, token_ids=completion.text_token_ids)
     append_span(episode, kind, tail)  # re-tokenised with what comes next
-    if END_THINK in completion.text:
-        episode.thinking_done = True
     reason = classify_stop(completion, in_code)
     _apply(episode, reason, peers.next_action(episode, reason, completion.stop_string))
 
@@ -106,20 +112,6 @@ def classify_stop(completion: generation_pb2.Completion, in_code: bool) -> int:
     if stop == PYTHON_FENCE:
         return hints_pb2.STOP_REASON_CODE_START
     return hints_pb2.STOP_REASON_REFLECTION
-
-
-def _max_tokens(episode: pb.Episode, peers: Peers, context_tokens: int) -> int:
-    """Tokens this call may generate: the episode's budget left, the per-call cap, the
-    room left in the model's context."""
-    limits = []
-    if peers.max_model_len() > 0:
-        limits.append(peers.max_model_len() - context_tokens)
-    if episode.options.max_total_tokens > 0:
-        limits.append(episode.options.max_total_tokens - episode.generated_tokens)
-    if episode.options.sampling.max_tokens > 0:
-        limits.append(episode.options.sampling.max_tokens)
-    # The front door always sets a total budget, so limits is never empty in practice.
-    return min(limits) if limits else 1024
 
 
 def _run_tool(episode: pb.Episode, peers: Peers) -> None:
@@ -177,9 +169,8 @@ def _apply(episode: pb.Episode, reason: int, action: hints_pb2.NextActionRespons
                 episode.think_hints += 1
             elif reason == hints_pb2.STOP_REASON_REFLECTION:
                 episode.reflection_hints += 1
-        if END_THINK in span.text and span.kind != pb.SPAN_KIND_HINT:
-            episode.thinking_done = True
     episode.next_stop[:] = list(action.stop)
+    episode.next_max_tokens = action.max_tokens
     episode.next_action = action.kind
 
 

@@ -7,7 +7,7 @@ compare-and-set on the step counter (a Lua script, atomic in Redis): a step re-r
 crash, or run twice by two workers, can only be saved once, so re-running a step is
 harmless; a save retried after a lost reply finds its own data there and succeeds. Each
 save publishes the saved episode on `start:episode:<id>:events`, so `WatchEpisode` streams
-every step's snapshot in order.
+every step's change in order.
 
 `start:inflight` is the set of episodes not finished yet: the reconciler (controller.py)
 walks it to find a step nobody queued. An episode of a job (jobs.py) also counts, in the

@@ -4,9 +4,11 @@ A step is small and idempotent. It loads the episode from the store; if the epis
 already past step_no (the step ran, and its worker died before acking), it only makes
 sure the next step is queued; otherwise it takes ONE step (`steps.take_step`) and saves
 it with a compare-and-set on the step counter, so a step run twice is saved once. Then
-it queues the next step. Errors a retry may cure (a peer UNAVAILABLE, a deadline) are
-retried with exponential back-off; after the last retry, or on any other error, the
-episode is marked FAILED with the error.
+it takes the next step itself, saving after each, for up to `chain_s` (no broker hop, no
+reload: most of a step's platform time), and queues the step it stops at. Steps of a
+kind this worker does not consume go to their queue at once. Errors a retry may cure (a
+peer UNAVAILABLE, a deadline) are retried with exponential back-off; after the last retry,
+or on any other error, the episode is marked FAILED with the error.
 
 An episode whose job was cancelled is recorded as CANCELLED at its next step instead. Redis
 commands ride out a Redis restart (store.blocking_redis); a step that still meets a broken
@@ -31,7 +33,7 @@ from services.common.settings import PeerAddresses
 from services.orchestrator.celery_app import STEP_TASK, WorkerSettings, celery_config, make_celery, queue_step
 from services.orchestrator.jobs import CANCELLED, CANCELLING, JobStore
 from services.orchestrator.peers import Peers, describe, is_busy, is_transient
-from services.orchestrator.steps import take_step
+from services.orchestrator.steps import end_early, take_step
 from services.orchestrator.store import TERMINAL, EpisodeStore, status_counter
 from services.orchestrator.worker_metrics import EPISODES_FINISHED, STEP_SECONDS, STEPS
 from start.v1 import common_pb2 as pb
@@ -80,9 +82,7 @@ def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -
     episode = ctx.store.load(episode_id)
     if episode is None or episode.steps != step_no or episode.status in TERMINAL:
         return
-    episode.status = pb.EPISODE_STATUS_FAILED
-    episode.error = error
-    episode.steps += 1
+    end_early(episode, pb.EPISODE_STATUS_FAILED, error)
     if ctx.store.save(episode, expected_step=step_no):
         EPISODES_FINISHED.labels("failed").inc()
         log.warning("episode failed", episode_id=episode_id, step=step_no, error=error)
@@ -90,10 +90,7 @@ def mark_failed(ctx: WorkerContext, episode_id: str, step_no: int, error: str) -
 
 def _cancel(ctx: WorkerContext, episode: pb.Episode, step_no: int) -> None:
     """Record the episode as cancelled (its job was): it stops here and is written as such."""
-    episode.status = pb.EPISODE_STATUS_CANCELLED
-    episode.error = f"cancelled with its job at step {step_no}"
-    episode.finished_unix = time.time()
-    episode.steps += 1
+    end_early(episode, pb.EPISODE_STATUS_CANCELLED, f"cancelled with its job at step {step_no}")
     if ctx.store.save(episode, expected_step=step_no):
         EPISODES_FINISHED.labels("cancelled").inc()
 
@@ -124,22 +121,34 @@ def _load_and_step(self: Task, ctx: WorkerContext, episode_id: str, step_no: int
         STEPS.labels(_action(episode), "duplicate").inc()
         ensure_next_step_queued(ctx, episode)
         return
-    if episode.job_id and ctx.jobs.status(episode.job_id) in (CANCELLING, CANCELLED):
-        _cancel(ctx, episode, step_no)
-        return
-    action = _action(episode)
-    started = time.monotonic()
-    try:
-        outcome = _step(self, ctx, episode, action, step_no, faults, busy_since)
-    finally:
-        STEP_SECONDS.labels(action).observe(time.monotonic() - started)
-    STEPS.labels(action, outcome).inc()
+    chain_until = time.monotonic() + ctx.settings.chain_s
+    while True:
+        if episode.job_id and ctx.jobs.status(episode.job_id) in (CANCELLED, CANCELLING):
+            _cancel(ctx, episode, step_no)
+            return
+        action = _action(episode)
+        started = time.monotonic()
+        try:
+            outcome = _step(self, ctx, episode, action, step_no, faults, busy_since)
+        finally:
+            STEP_SECONDS.labels(action).observe(time.monotonic() - started)
+        STEPS.labels(action, outcome).inc()
+        if outcome != "saved" or episode.status in TERMINAL:
+            return
+        if time.monotonic() >= chain_until or not ctx.settings.consumes(episode.next_action):
+            ensure_next_step_queued(ctx, episode)
+            return
+        # The next step, here and now: the episode was saved, so a crash from here on
+        # loses nothing (this task's message comes back, finds the episode past it and
+        # queues the step the episode is at).
+        step_no, faults, busy_since = episode.steps, 0, 0.0
 
 
 def _step(
     self: Task, ctx: WorkerContext, episode: pb.Episode, action: str, step_no: int, faults: int, busy_since: float
 ) -> str:
-    """Take the step, save it and queue the next; how it ended, for the metrics.
+    """Take the step and save it; how it ended, for the metrics ("saved": the caller
+    takes or queues the next step).
 
     `action` is the step's label taken before the step ran: a failed step may have changed
     the episode it was given.
@@ -172,7 +181,6 @@ def _step(
         return "duplicate"  # another run of this step saved first and queued the next one
     if episode.status in TERMINAL:
         EPISODES_FINISHED.labels(status_counter(episode.status)).inc()
-    ensure_next_step_queued(ctx, episode)
     return "saved"
 
 

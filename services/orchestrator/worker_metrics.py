@@ -2,7 +2,8 @@
 
 What an operator watches besides the queue length: how many steps of each kind the
 workers take and how each ended (saved, a duplicate run discarded, waiting out a busy
-peer, retried after a fault, failed), how long they take, and how episodes end.
+peer, retried after a fault, failed), how long they take, how episodes end, and which
+generation replica takes each step (services/orchestrator/routing.py).
 """
 
 from __future__ import annotations
@@ -24,4 +25,11 @@ EPISODES_FINISHED = Counter(
     "start_worker_episodes_finished_total",
     "Episodes that ended, by status (done, failed, cancelled).",
     ["status"],
+)
+GENERATION_CALLS = Counter(
+    "start_worker_generation_calls_total",
+    "Generation calls of episode steps, by the replica that took them and how it was chosen: own (the "
+    "replica the episode hashes to), spilled (its own was saturated), rehashed (its own answered "
+    "UNAVAILABLE lately), round_robin (no affinity). Spilled and rehashed calls lose the episode's cache.",
+    ["replica", "route"],
 )

@@ -208,6 +208,7 @@ an external URL (inline, or from a Secret when it carries a password).
 {{- $v := .Values -}}
 - name: START_GENERATION_ADDR
   value: {{ include "start.addr" (dict "root" . "component" "generation" "port" $v.generation.port) | quote }}
+{{- include "start.generationRoutingEnv" . }}
 - name: START_HINTS_ADDR
   value: {{ include "start.addr" (dict "root" . "component" "hints" "port" $v.hints.port) | quote }}
 - name: START_SANDBOX_ADDR
@@ -217,6 +218,25 @@ an external URL (inline, or from a Secret when it carries a password).
 - name: START_ORCHESTRATOR_ADDR
   value: {{ include "start.addr" (dict "root" . "component" "orchestrator" "port" $v.orchestrator.port) | quote }}
 {{- include "start.redisEnv" . }}
+{{- end -}}
+
+{{/*
+Episode-affine routing of generation calls (services/orchestrator/routing.py): every ready
+replica from the headless Service's DNS name, the policy and its limits.
+*/}}
+{{- define "start.generationRoutingEnv" -}}
+{{- $v := .Values -}}
+{{- $r := $v.generation.routing }}
+- name: START_GENERATION_DISCOVERY
+  value: {{ include "start.addr" (dict "root" . "component" "generation-headless" "port" $v.generation.port) | quote }}
+- name: START_GENERATION_ROUTING
+  value: {{ $r.policy | quote }}
+- name: START_GENERATION_MAX_INFLIGHT_PER_REPLICA
+  value: {{ $r.maxInflightPerReplica | default $v.generation.engine.maxNumSeqs | quote }}
+- name: START_GENERATION_DISCOVERY_INTERVAL_S
+  value: {{ $r.discoveryIntervalSeconds | quote }}
+- name: START_GENERATION_COOLDOWN_S
+  value: {{ $r.cooldownSeconds | quote }}
 {{- end -}}
 
 {{/* Scratch space: the root filesystem is read-only, so /tmp (and HOME caches) live here. */}}

@@ -177,7 +177,7 @@ class Score(_message.Message):
     def __init__(self, correct: _Optional[bool] = ..., extracted: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Episode(_message.Message):
-    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action", "generation_s", "tool_s", "job_id", "problem_index", "sample_index")
+    __slots__ = ("id", "problem", "options", "spans", "status", "steps", "tool_calls", "think_hints", "reflection_hints", "usage", "score", "error", "next_stop", "thinking_done", "created_unix", "finished_unix", "generated_tokens", "next_action", "generation_s", "tool_s", "job_id", "problem_index", "sample_index", "next_max_tokens")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class Episode(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_INDEX_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     id: str
     problem: Problem
     options: EpisodeOptions
@@ -224,4 +225,5 @@ class Episode(_message.Message):
     job_id: str
     problem_index: int
     sample_index: int
-    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ..., generation_s: _Optional[float] = ..., tool_s: _Optional[float] = ..., job_id: _Optional[str] = ..., problem_index: _Optional[int] = ..., sample_index: _Optional[int] = ...) -> None: ...
+    next_max_tokens: int
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., options: _Optional[_Union[EpisodeOptions, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., status: _Optional[_Union[EpisodeStatus, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., score: _Optional[_Union[Score, _Mapping]] = ..., error: _Optional[str] = ..., next_stop: _Optional[_Iterable[str]] = ..., thinking_done: _Optional[bool] = ..., created_unix: _Optional[float] = ..., finished_unix: _Optional[float] = ..., generated_tokens: _Optional[int] = ..., next_action: _Optional[_Union[ActionKind, str]] = ..., generation_s: _Optional[float] = ..., tool_s: _Optional[float] = ..., job_id: _Optional[str] = ..., problem_index: _Optional[int] = ..., sample_index: _Optional[int] = ..., next_max_tokens: _Optional[int] = ...) -> None: ...

@@ -25,43 +25,45 @@ _sym_db = _symbol_database.Default()
 from start.v1 import common_pb2 as start_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19start/v1/generation.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"g\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x18\n\x10prompt_token_ids\x18\x02 \x03(\x05\x12*\n\x08sampling\x18\x03 \x01(\x0b\x32\x18.start.v1.SamplingParams\"\xae\x01\n\nCompletion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x05\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.start.v1.FinishReason\x12\x13\n\x0bstop_string\x18\x04 \x01(\t\x12\x10\n\x08logprobs\x18\x05 \x03(\x02\x12\x16\n\x0etext_token_ids\x18\x06 \x03(\x05\x12\x11\n\ttext_tail\x18\x07 \x01(\t\"]\n\x10GenerateResponse\x12)\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x14.start.v1.Completion\x12\x1e\n\x05usage\x18\x02 \x01(\x0b\x32\x0f.start.v1.Usage\"\x90\x01\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x12\n\ndelta_text\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65lta_token_ids\x18\x03 \x03(\x05\x12#\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x14.start.v1.Completion\x12\x1e\n\x05usage\x18\x05 \x01(\x0b\x32\x0f.start.v1.Usage\"K\n\x0fTokenizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1a\n\x12\x61\x64\x64_special_tokens\x18\x02 \x01(\x08\x12\x0e\n\x06pieces\x18\x03 \x03(\t\"\x1d\n\x08TokenIds\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\"I\n\x10TokenizeResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\"\n\x06pieces\x18\x02 \x03(\x0b\x32\x12.start.v1.TokenIds\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"[\n\x11RenderChatRequest\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.start.v1.ChatMessage\x12\x1d\n\x15\x61\x64\x64_generation_prompt\x18\x02 \x01(\x08\"\"\n\x12RenderChatResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x12\n\x10ModelInfoRequest\"\xb9\x01\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x16\n\x0eprefix_caching\x18\x03 \x01(\x08\x12\x18\n\x10running_requests\x18\x04 \x01(\x05\x12\x18\n\x10waiting_requests\x18\x05 \x01(\x05\x12\x15\n\rkv_block_size\x18\x06 \x01(\x05\x12\x1b\n\x13unfinished_requests\x18\x07 \x01(\x05\"\x19\n\x17ResetPrefixCacheRequest\")\n\x18ResetPrefixCacheResponse\x12\r\n\x05reset\x18\x01 \x01(\x08*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x32\xcb\x03\n\x11GenerationService\x12\x41\n\x08Generate\x12\x19.start.v1.GenerateRequest\x1a\x1a.start.v1.GenerateResponse\x12\x46\n\x0eGenerateStream\x12\x19.start.v1.GenerateRequest\x1a\x17.start.v1.GenerateChunk0\x01\x12\x41\n\x08Tokenize\x12\x19.start.v1.TokenizeRequest\x1a\x1a.start.v1.TokenizeResponse\x12G\n\nRenderChat\x12\x1b.start.v1.RenderChatRequest\x1a\x1c.start.v1.RenderChatResponse\x12\x44\n\tModelInfo\x12\x1a.start.v1.ModelInfoRequest\x1a\x1b.start.v1.ModelInfoResponse\x12Y\n\x10ResetPrefixCache\x12!.start.v1.ResetPrefixCacheRequest\x1a\".start.v1.ResetPrefixCacheResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19start/v1/generation.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"\xa8\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x18\n\x10prompt_token_ids\x18\x02 \x03(\x05\x12*\n\x08sampling\x18\x03 \x01(\x0b\x32\x18.start.v1.SamplingParams\x12\'\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\x16.start.v1.ContextPiece\x12\x16\n\x0e\x66it_to_context\x18\x05 \x01(\x08\"P\n\x0c\x43ontextPiece\x12\'\n\ttoken_ids\x18\x01 \x01(\x0b\x32\x12.start.v1.TokenIdsH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x42\x07\n\x05piece\"\xae\x01\n\nCompletion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x05\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.start.v1.FinishReason\x12\x13\n\x0bstop_string\x18\x04 \x01(\t\x12\x10\n\x08logprobs\x18\x05 \x03(\x02\x12\x16\n\x0etext_token_ids\x18\x06 \x03(\x05\x12\x11\n\ttext_tail\x18\x07 \x01(\t\"]\n\x10GenerateResponse\x12)\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x14.start.v1.Completion\x12\x1e\n\x05usage\x18\x02 \x01(\x0b\x32\x0f.start.v1.Usage\"\x90\x01\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x12\n\ndelta_text\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65lta_token_ids\x18\x03 \x03(\x05\x12#\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x14.start.v1.Completion\x12\x1e\n\x05usage\x18\x05 \x01(\x0b\x32\x0f.start.v1.Usage\"K\n\x0fTokenizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1a\n\x12\x61\x64\x64_special_tokens\x18\x02 \x01(\x08\x12\x0e\n\x06pieces\x18\x03 \x03(\t\"\x1d\n\x08TokenIds\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\"I\n\x10TokenizeResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\"\n\x06pieces\x18\x02 \x03(\x0b\x32\x12.start.v1.TokenIds\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"[\n\x11RenderChatRequest\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.start.v1.ChatMessage\x12\x1d\n\x15\x61\x64\x64_generation_prompt\x18\x02 \x01(\x08\"\"\n\x12RenderChatResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x12\n\x10ModelInfoRequest\"\xb9\x01\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x16\n\x0eprefix_caching\x18\x03 \x01(\x08\x12\x18\n\x10running_requests\x18\x04 \x01(\x05\x12\x18\n\x10waiting_requests\x18\x05 \x01(\x05\x12\x15\n\rkv_block_size\x18\x06 \x01(\x05\x12\x1b\n\x13unfinished_requests\x18\x07 \x01(\x05\"\x19\n\x17ResetPrefixCacheRequest\")\n\x18ResetPrefixCacheResponse\x12\r\n\x05reset\x18\x01 \x01(\x08*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x32\xcb\x03\n\x11GenerationService\x12\x41\n\x08Generate\x12\x19.start.v1.GenerateRequest\x1a\x1a.start.v1.GenerateResponse\x12\x46\n\x0eGenerateStream\x12\x19.start.v1.GenerateRequest\x1a\x17.start.v1.GenerateChunk0\x01\x12\x41\n\x08Tokenize\x12\x19.start.v1.TokenizeRequest\x1a\x1a.start.v1.TokenizeResponse\x12G\n\nRenderChat\x12\x1b.start.v1.RenderChatRequest\x1a\x1c.start.v1.RenderChatResponse\x12\x44\n\tModelInfo\x12\x1a.start.v1.ModelInfoRequest\x1a\x1b.start.v1.ModelInfoResponse\x12Y\n\x10ResetPrefixCache\x12!.start.v1.ResetPrefixCacheRequest\x1a\".start.v1.ResetPrefixCacheResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'start.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1222
-  _globals['_FINISHREASON']._serialized_end=1342
-  _globals['_GENERATEREQUEST']._serialized_start=62
-  _globals['_GENERATEREQUEST']._serialized_end=165
-  _globals['_COMPLETION']._serialized_start=168
-  _globals['_COMPLETION']._serialized_end=342
-  _globals['_GENERATERESPONSE']._serialized_start=344
-  _globals['_GENERATERESPONSE']._serialized_end=437
-  _globals['_GENERATECHUNK']._serialized_start=440
-  _globals['_GENERATECHUNK']._serialized_end=584
-  _globals['_TOKENIZEREQUEST']._serialized_start=586
-  _globals['_TOKENIZEREQUEST']._serialized_end=661
-  _globals['_TOKENIDS']._serialized_start=663
-  _globals['_TOKENIDS']._serialized_end=692
-  _globals['_TOKENIZERESPONSE']._serialized_start=694
-  _globals['_TOKENIZERESPONSE']._serialized_end=767
-  _globals['_CHATMESSAGE']._serialized_start=769
-  _globals['_CHATMESSAGE']._serialized_end=813
-  _globals['_RENDERCHATREQUEST']._serialized_start=815
-  _globals['_RENDERCHATREQUEST']._serialized_end=906
-  _globals['_RENDERCHATRESPONSE']._serialized_start=908
-  _globals['_RENDERCHATRESPONSE']._serialized_end=942
-  _globals['_MODELINFOREQUEST']._serialized_start=944
-  _globals['_MODELINFOREQUEST']._serialized_end=962
-  _globals['_MODELINFORESPONSE']._serialized_start=965
-  _globals['_MODELINFORESPONSE']._serialized_end=1150
-  _globals['_RESETPREFIXCACHEREQUEST']._serialized_start=1152
-  _globals['_RESETPREFIXCACHEREQUEST']._serialized_end=1177
-  _globals['_RESETPREFIXCACHERESPONSE']._serialized_start=1179
-  _globals['_RESETPREFIXCACHERESPONSE']._serialized_end=1220
-  _globals['_GENERATIONSERVICE']._serialized_start=1345
-  _globals['_GENERATIONSERVICE']._serialized_end=1804
+  _globals['_FINISHREASON']._serialized_start=1370
+  _globals['_FINISHREASON']._serialized_end=1490
+  _globals['_GENERATEREQUEST']._serialized_start=63
+  _globals['_GENERATEREQUEST']._serialized_end=231
+  _globals['_CONTEXTPIECE']._serialized_start=233
+  _globals['_CONTEXTPIECE']._serialized_end=313
+  _globals['_COMPLETION']._serialized_start=316
+  _globals['_COMPLETION']._serialized_end=490
+  _globals['_GENERATERESPONSE']._serialized_start=492
+  _globals['_GENERATERESPONSE']._serialized_end=585
+  _globals['_GENERATECHUNK']._serialized_start=588
+  _globals['_GENERATECHUNK']._serialized_end=732
+  _globals['_TOKENIZEREQUEST']._serialized_start=734
+  _globals['_TOKENIZEREQUEST']._serialized_end=809
+  _globals['_TOKENIDS']._serialized_start=811
+  _globals['_TOKENIDS']._serialized_end=840
+  _globals['_TOKENIZERESPONSE']._serialized_start=842
+  _globals['_TOKENIZERESPONSE']._serialized_end=915
+  _globals['_CHATMESSAGE']._serialized_start=917
+  _globals['_CHATMESSAGE']._serialized_end=961
+  _globals['_RENDERCHATREQUEST']._serialized_start=963
+  _globals['_RENDERCHATREQUEST']._serialized_end=1054
+  _globals['_RENDERCHATRESPONSE']._serialized_start=1056
+  _globals['_RENDERCHATRESPONSE']._serialized_end=1090
+  _globals['_MODELINFOREQUEST']._serialized_start=1092
+  _globals['_MODELINFOREQUEST']._serialized_end=1110
+  _globals['_MODELINFORESPONSE']._serialized_start=1113
+  _globals['_MODELINFORESPONSE']._serialized_end=1298
+  _globals['_RESETPREFIXCACHEREQUEST']._serialized_start=1300
+  _globals['_RESETPREFIXCACHEREQUEST']._serialized_end=1325
+  _globals['_RESETPREFIXCACHERESPONSE']._serialized_start=1327
+  _globals['_RESETPREFIXCACHERESPONSE']._serialized_end=1368
+  _globals['_GENERATIONSERVICE']._serialized_start=1493
+  _globals['_GENERATIONSERVICE']._serialized_end=1952
 # @@protoc_insertion_point(module_scope)

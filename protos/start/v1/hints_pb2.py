@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from start.v1 import common_pb2 as start_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14start/v1/hints.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"w\n\x11NextActionRequest\x12\"\n\x07\x65pisode\x18\x01 \x01(\x0b\x32\x11.start.v1.Episode\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.start.v1.StopReason\x12\x13\n\x0bstop_string\x18\x03 \x01(\t\"f\n\x12NextActionResponse\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.start.v1.ActionKind\x12\x1e\n\x06\x61ppend\x18\x02 \x03(\x0b\x32\x0e.start.v1.Span\x12\x0c\n\x04stop\x18\x03 \x03(\t\"B\n\x04Hint\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"#\n\x10ListHintsRequest\x12\x0f\n\x07library\x18\x01 \x01(\t\"T\n\x11ListHintsResponse\x12\x0f\n\x07library\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1d\n\x05hints\x18\x03 \x03(\x0b\x32\x0e.start.v1.Hint*\xf5\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11STOP_REASON_START\x10\x01\x12\x1a\n\x16STOP_REASON_REFLECTION\x10\x02\x12\x19\n\x15STOP_REASON_END_THINK\x10\x03\x12\x1a\n\x16STOP_REASON_CODE_START\x10\x04\x12\x18\n\x14STOP_REASON_CODE_END\x10\x05\x12\x19\n\x15STOP_REASON_TOOL_DONE\x10\x06\x12\x13\n\x0fSTOP_REASON_EOS\x10\x07\x12\x16\n\x12STOP_REASON_LENGTH\x10\x08\x32\x9c\x01\n\x0bHintService\x12G\n\nNextAction\x12\x1b.start.v1.NextActionRequest\x1a\x1c.start.v1.NextActionResponse\x12\x44\n\tListHints\x12\x1a.start.v1.ListHintsRequest\x1a\x1b.start.v1.ListHintsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14start/v1/hints.proto\x12\x08start.v1\x1a\x15start/v1/common.proto\"\xfc\x01\n\x0b\x45pisodeView\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x07options\x18\x02 \x01(\x0b\x32\x18.start.v1.EpisodeOptions\x12%\n\ttask_type\x18\x03 \x01(\x0e\x32\x12.start.v1.TaskType\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x12\n\ntool_calls\x18\x05 \x01(\x05\x12\x13\n\x0bthink_hints\x18\x06 \x01(\x05\x12\x18\n\x10reflection_hints\x18\x07 \x01(\x05\x12\x18\n\x10generated_tokens\x18\x08 \x01(\x05\x12\x15\n\rthinking_done\x18\t \x01(\x08\x12\x0c\n\x04tail\x18\n \x01(\t\"\x87\x01\n\x11NextActionRequest\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.start.v1.StopReason\x12\x13\n\x0bstop_string\x18\x03 \x01(\t\x12#\n\x04view\x18\x04 \x01(\x0b\x32\x15.start.v1.EpisodeViewJ\x04\x08\x01\x10\x02R\x07\x65pisode\"z\n\x12NextActionResponse\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.start.v1.ActionKind\x12\x1e\n\x06\x61ppend\x18\x02 \x03(\x0b\x32\x0e.start.v1.Span\x12\x0c\n\x04stop\x18\x03 \x03(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"B\n\x04Hint\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"#\n\x10ListHintsRequest\x12\x0f\n\x07library\x18\x01 \x01(\t\"T\n\x11ListHintsResponse\x12\x0f\n\x07library\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1d\n\x05hints\x18\x03 \x03(\x0b\x32\x0e.start.v1.Hint*\xf5\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11STOP_REASON_START\x10\x01\x12\x1a\n\x16STOP_REASON_REFLECTION\x10\x02\x12\x19\n\x15STOP_REASON_END_THINK\x10\x03\x12\x1a\n\x16STOP_REASON_CODE_START\x10\x04\x12\x18\n\x14STOP_REASON_CODE_END\x10\x05\x12\x19\n\x15STOP_REASON_TOOL_DONE\x10\x06\x12\x13\n\x0fSTOP_REASON_EOS\x10\x07\x12\x16\n\x12STOP_REASON_LENGTH\x10\x08\x32\x9c\x01\n\x0bHintService\x12G\n\nNextAction\x12\x1b.start.v1.NextActionRequest\x1a\x1c.start.v1.NextActionResponse\x12\x44\n\tListHints\x12\x1a.start.v1.ListHintsRequest\x1a\x1b.start.v1.ListHintsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'start.v1.hints_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOPREASON']._serialized_start=474
-  _globals['_STOPREASON']._serialized_end=719
-  _globals['_NEXTACTIONREQUEST']._serialized_start=57
-  _globals['_NEXTACTIONREQUEST']._serialized_end=176
-  _globals['_NEXTACTIONRESPONSE']._serialized_start=178
-  _globals['_NEXTACTIONRESPONSE']._serialized_end=280
-  _globals['_HINT']._serialized_start=282
-  _globals['_HINT']._serialized_end=348
-  _globals['_LISTHINTSREQUEST']._serialized_start=350
-  _globals['_LISTHINTSREQUEST']._serialized_end=385
-  _globals['_LISTHINTSRESPONSE']._serialized_start=387
-  _globals['_LISTHINTSRESPONSE']._serialized_end=471
-  _globals['_HINTSERVICE']._serialized_start=722
-  _globals['_HINTSERVICE']._serialized_end=878
+  _globals['_STOPREASON']._serialized_start=766
+  _globals['_STOPREASON']._serialized_end=1011
+  _globals['_EPISODEVIEW']._serialized_start=58
+  _globals['_EPISODEVIEW']._serialized_end=310
+  _globals['_NEXTACTIONREQUEST']._serialized_start=313
+  _globals['_NEXTACTIONREQUEST']._serialized_end=448
+  _globals['_NEXTACTIONRESPONSE']._serialized_start=450
+  _globals['_NEXTACTIONRESPONSE']._serialized_end=572
+  _globals['_HINT']._serialized_start=574
+  _globals['_HINT']._serialized_end=640
+  _globals['_LISTHINTSREQUEST']._serialized_start=642
+  _globals['_LISTHINTSREQUEST']._serialized_end=677
+  _globals['_LISTHINTSRESPONSE']._serialized_start=679
+  _globals['_LISTHINTSRESPONSE']._serialized_end=763
+  _globals['_HINTSERVICE']._serialized_start=1014
+  _globals['_HINTSERVICE']._serialized_end=1170
 # @@protoc_insertion_point(module_scope)

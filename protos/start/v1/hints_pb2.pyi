@@ -29,25 +29,51 @@ STOP_REASON_TOOL_DONE: StopReason
 STOP_REASON_EOS: StopReason
 STOP_REASON_LENGTH: StopReason
 
+class EpisodeView(_message.Message):
+    __slots__ = ("id", "options", "task_type", "steps", "tool_calls", "think_hints", "reflection_hints", "generated_tokens", "thinking_done", "tail")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    THINK_HINTS_FIELD_NUMBER: _ClassVar[int]
+    REFLECTION_HINTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    THINKING_DONE_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    options: _common_pb2.EpisodeOptions
+    task_type: _common_pb2.TaskType
+    steps: int
+    tool_calls: int
+    think_hints: int
+    reflection_hints: int
+    generated_tokens: int
+    thinking_done: bool
+    tail: str
+    def __init__(self, id: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.EpisodeOptions, _Mapping]] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., steps: _Optional[int] = ..., tool_calls: _Optional[int] = ..., think_hints: _Optional[int] = ..., reflection_hints: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., thinking_done: _Optional[bool] = ..., tail: _Optional[str] = ...) -> None: ...
+
 class NextActionRequest(_message.Message):
-    __slots__ = ("episode", "stop_reason", "stop_string")
-    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("stop_reason", "stop_string", "view")
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     STOP_STRING_FIELD_NUMBER: _ClassVar[int]
-    episode: _common_pb2.Episode
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     stop_reason: StopReason
     stop_string: str
-    def __init__(self, episode: _Optional[_Union[_common_pb2.Episode, _Mapping]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., stop_string: _Optional[str] = ...) -> None: ...
+    view: EpisodeView
+    def __init__(self, stop_reason: _Optional[_Union[StopReason, str]] = ..., stop_string: _Optional[str] = ..., view: _Optional[_Union[EpisodeView, _Mapping]] = ...) -> None: ...
 
 class NextActionResponse(_message.Message):
-    __slots__ = ("kind", "append", "stop")
+    __slots__ = ("kind", "append", "stop", "max_tokens")
     KIND_FIELD_NUMBER: _ClassVar[int]
     APPEND_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     kind: _common_pb2.ActionKind
     append: _containers.RepeatedCompositeFieldContainer[_common_pb2.Span]
     stop: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[_Union[_common_pb2.ActionKind, str]] = ..., append: _Optional[_Iterable[_Union[_common_pb2.Span, _Mapping]]] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_tokens: int
+    def __init__(self, kind: _Optional[_Union[_common_pb2.ActionKind, str]] = ..., append: _Optional[_Iterable[_Union[_common_pb2.Span, _Mapping]]] = ..., stop: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class Hint(_message.Message):
     __slots__ = ("id", "category", "text", "weight")

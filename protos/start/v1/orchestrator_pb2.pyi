@@ -88,6 +88,14 @@ class WatchEpisodeRequest(_message.Message):
     timeout_s: float
     def __init__(self, episode_id: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
 
+class EpisodeChange(_message.Message):
+    __slots__ = ("episode", "spans_from")
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FROM_FIELD_NUMBER: _ClassVar[int]
+    episode: _common_pb2.Episode
+    spans_from: int
+    def __init__(self, episode: _Optional[_Union[_common_pb2.Episode, _Mapping]] = ..., spans_from: _Optional[int] = ...) -> None: ...
+
 class ProblemSetRef(_message.Message):
     __slots__ = ("url", "format", "skip_bad_rows", "shuffle_seed")
     URL_FIELD_NUMBER: _ClassVar[int]

@@ -48,7 +48,7 @@ class OrchestratorServiceStub:
         self.WatchEpisode = channel.unary_stream(
                 '/start.v1.OrchestratorService/WatchEpisode',
                 request_serializer=start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.SerializeToString,
-                response_deserializer=start_dot_v1_dot_common__pb2.Episode.FromString,
+                response_deserializer=start_dot_v1_dot_orchestrator__pb2.EpisodeChange.FromString,
                 _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/start.v1.OrchestratorService/SubmitJob',
@@ -109,7 +109,8 @@ class OrchestratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEpisode(self, request, context):
-        """Streams a snapshot of the episode after every step until it is done or failed.
+        """Streams the episode as it stands, then what each step changed (EpisodeChange), until
+        it is done, failed or cancelled; apply the changes in order to rebuild each snapshot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,7 +185,7 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
             'WatchEpisode': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEpisode,
                     request_deserializer=start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.FromString,
-                    response_serializer=start_dot_v1_dot_common__pb2.Episode.SerializeToString,
+                    response_serializer=start_dot_v1_dot_orchestrator__pb2.EpisodeChange.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
@@ -307,7 +308,7 @@ class OrchestratorService:
             target,
             '/start.v1.OrchestratorService/WatchEpisode',
             start_dot_v1_dot_orchestrator__pb2.WatchEpisodeRequest.SerializeToString,
-            start_dot_v1_dot_common__pb2.Episode.FromString,
+            start_dot_v1_dot_orchestrator__pb2.EpisodeChange.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from services.common.episode import append_span, context_token_ids, text_of
+from services.common.episode import END_THINK, append_span, context_pieces, context_token_ids, text_of, view_of
 from start.v1 import common_pb2 as pb
 from startctl.stack import MICRO_MODEL
 
@@ -64,3 +64,37 @@ def test_text_with_ids_and_text_without_never_share_a_span(tokenize) -> None:
     append_span(episode, pb.SPAN_KIND_MODEL, "f")
     assert [(s.text, list(s.token_ids)) for s in episode.spans] == [("abcd", [1, 2, 3]), ("ef", [])]
     assert text_of(episode) == "abcdef"
+
+
+def test_context_pieces_are_the_same_parts_as_the_ids(tokenize) -> None:
+    episode = pb.Episode()
+    append_span(episode, pb.SPAN_KIND_PROMPT, "<|im_start|>user\nQ<|im_end|>\n")
+    append_span(episode, pb.SPAN_KIND_MODEL, "ab", token_ids=[1, 2])
+    append_span(episode, pb.SPAN_KIND_MODEL, " ")
+    append_span(episode, pb.SPAN_KIND_HINT, "Wait", hint_id="math@1/x")
+    pieces = context_pieces(episode)
+    assert [p.WhichOneof("piece") for p in pieces] == ["text", "token_ids", "text"]
+    assert (pieces[0].text, list(pieces[1].token_ids.token_ids), pieces[2].text) == (
+        "<|im_start|>user\nQ<|im_end|>\n", [1, 2], " Wait")
+
+
+@pytest.mark.parametrize(
+    ("kind", "done"),
+    [(pb.SPAN_KIND_MODEL, True), (pb.SPAN_KIND_TOOL_CODE, True), (pb.SPAN_KIND_HINT, False),
+     (pb.SPAN_KIND_TOOL_OUTPUT, False), (pb.SPAN_KIND_PROMPT, False)],
+)
+def test_thinking_is_done_when_the_model_writes_its_end_not_a_hint_or_a_tool(kind: int, done: bool) -> None:
+    episode = pb.Episode()
+    append_span(episode, kind, f"x {END_THINK} y", hint_id="h" if kind == pb.SPAN_KIND_HINT else "")
+    assert episode.thinking_done is done
+
+
+def test_the_policys_view_carries_counters_and_only_the_end_of_the_text() -> None:
+    episode = pb.Episode(id="e", steps=3, tool_calls=2, think_hints=1, generated_tokens=77)
+    episode.problem.task_type = pb.TASK_TYPE_CODE
+    append_span(episode, pb.SPAN_KIND_PROMPT, "p" * 5000)
+    append_span(episode, pb.SPAN_KIND_MODEL, "m" * 1500, token_ids=[1])
+    view = view_of(episode)
+    assert (view.id, view.steps, view.tool_calls, view.think_hints, view.generated_tokens) == ("e", 3, 2, 1, 77)
+    assert view.task_type == pb.TASK_TYPE_CODE
+    assert view.tail == "p" * 500 + "m" * 1500

@@ -154,6 +154,40 @@ def test_token_id_prompt_gives_the_same_completion_as_its_text(stub) -> None:
     assert by_ids.usage.prompt_tokens == by_text.usage.prompt_tokens == len(ids)
 
 
+def test_context_as_pieces_is_the_same_request_as_its_ids(stub) -> None:
+    """An episode's step in one call: ids of what the model wrote, text of what was appended."""
+    head, hint = PROMPT, " Wait, let me check."
+    head_ids = list(stub.Tokenize(generation_pb2.TokenizeRequest(pieces=[head]), timeout=30).pieces[0].token_ids)
+    hint_ids = list(stub.Tokenize(generation_pb2.TokenizeRequest(pieces=[hint]), timeout=30).pieces[0].token_ids)
+    sampling = common_pb2.SamplingParams(max_tokens=16)
+    by_ids = stub.Generate(
+        generation_pb2.GenerateRequest(prompt_token_ids=head_ids + hint_ids, sampling=sampling), timeout=120
+    )
+    context = [
+        generation_pb2.ContextPiece(token_ids=generation_pb2.TokenIds(token_ids=head_ids)),
+        generation_pb2.ContextPiece(text=hint),
+    ]
+    by_pieces = stub.Generate(generation_pb2.GenerateRequest(context=context, sampling=sampling), timeout=120)
+    assert by_pieces.completions[0].token_ids == by_ids.completions[0].token_ids
+    assert by_pieces.usage.prompt_tokens == len(head_ids) + len(hint_ids)
+
+
+def test_fit_to_context_cuts_to_the_room_and_a_full_context_ends_with_length(stub) -> None:
+    room_for_3 = [1] * (MAX_MODEL_LEN - 3)
+    reply = stub.Generate(
+        generation_pb2.GenerateRequest(
+            prompt_token_ids=room_for_3, sampling=common_pb2.SamplingParams(max_tokens=500), fit_to_context=True
+        ),
+        timeout=120,
+    )
+    assert len(reply.completions[0].token_ids) <= 3
+    full = generation_pb2.GenerateRequest(prompt_token_ids=[1] * MAX_MODEL_LEN, fit_to_context=True)
+    (completion,) = stub.Generate(full, timeout=30).completions
+    assert completion.finish_reason == generation_pb2.FINISH_REASON_LENGTH and not completion.text
+    chunks = list(stub.GenerateStream(full, timeout=30))
+    assert chunks[0].final.finish_reason == generation_pb2.FINISH_REASON_LENGTH
+
+
 def test_pieces_are_tokenised_each_on_its_own_in_one_call(stub) -> None:
     texts = [PROMPT, " Wait, let me check.", "\n```python\nprint(37 * 43)\n```\n"]
     reply = stub.Tokenize(generation_pb2.TokenizeRequest(pieces=texts), timeout=30)
@@ -211,7 +245,7 @@ def test_prompt_over_the_model_length_is_invalid_argument_naming_the_limit(stub)
         (request(top_p=1.5), "sampling.top_p"),
         (request(n=100_000), "sampling.n"),
         (request(max_tokens=10_000_000), "sampling.max_tokens"),
-        (request(stop=[f"s{i}" for i in range(17)]), "sampling.stop"),
+        (request(stop=[f"s{i}" for i in range(33)]), "sampling.stop"),
         (request(stop=[""]), "sampling.stop[0]"),
         (request(logprobs=1000), "sampling.logprobs"),
     ],

@@ -35,13 +35,36 @@ def test_max_tokens_past_the_context_is_capped_at_the_room_left() -> None:
     assert sampling.seed == 0  # an explicit seed of 0 is a seed, not "unset"
 
 
-def test_prompt_is_text_or_ids_never_both_nor_neither() -> None:
-    assert validate.prompt(generation_pb2.GenerateRequest(prompt="Wait,"), LIMITS) == "Wait,"
-    assert validate.prompt(generation_pb2.GenerateRequest(prompt_token_ids=[1, 2]), LIMITS) == [1, 2]
+def test_prompt_is_text_ids_or_context_pieces_exactly_one() -> None:
+    assert validate.prompt(generation_pb2.GenerateRequest(prompt="Wait,"), LIMITS) == (["Wait,"], True)
+    assert validate.prompt(generation_pb2.GenerateRequest(prompt_token_ids=[1, 2]), LIMITS) == ([[1, 2]], False)
+    context = [
+        generation_pb2.ContextPiece(text="<|im_start|>user"),
+        generation_pb2.ContextPiece(token_ids=generation_pb2.TokenIds(token_ids=[5, 6])),
+    ]
+    pieces = validate.prompt(generation_pb2.GenerateRequest(context=context), LIMITS)
+    assert pieces == (["<|im_start|>user", [5, 6]], False), "context text gets no special tokens"
     for bad in (generation_pb2.GenerateRequest(), generation_pb2.GenerateRequest(prompt="x", prompt_token_ids=[1])):
         with pytest.raises(InvalidArgument) as err:
             validate.prompt(bad, LIMITS)
-        assert err.value.field == "prompt"
+        assert err.value.field.startswith("prompt")
+    with pytest.raises(InvalidArgument, match="not prompt and context"):
+        validate.prompt(generation_pb2.GenerateRequest(prompt="x", context=context), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("piece", "field"),
+    [
+        (generation_pb2.ContextPiece(), "context[0]"),
+        (generation_pb2.ContextPiece(text=""), "context[0].text"),
+        (generation_pb2.ContextPiece(token_ids=generation_pb2.TokenIds()), "context[0].token_ids"),
+        (generation_pb2.ContextPiece(token_ids=generation_pb2.TokenIds(token_ids=[10**6])), "context[0].token_ids"),
+    ],
+)
+def test_a_bad_context_piece_is_named(piece: generation_pb2.ContextPiece, field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        validate.prompt(generation_pb2.GenerateRequest(context=[piece]), LIMITS)
+    assert err.value.field == field
 
 
 def test_text_far_beyond_the_context_is_refused_before_tokenising() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.common.episode import CLOSING_FENCE, END_THINK, PYTHON_FENCE, open_code_block
+from services.common.episode import CLOSING_FENCE, END_THINK, PYTHON_FENCE, append_span, open_code_block, view_of
 from services.hints.library import LibraryCatalog, LibraryError
-from services.hints.policy import HintPolicy
+from services.hints.policy import WORD_ENDINGS, HintPolicy
 from start.v1 import common_pb2 as pb
 from start.v1 import hints_pb2 as hpb
 
@@ -18,6 +18,11 @@ PROMPT = "<|im_start|>user\nWhat is 123 * 456?<|im_end|>\n<|im_start|>assistant\
 @pytest.fixture(scope="module")
 def policy() -> HintPolicy:
     return HintPolicy(LibraryCatalog())
+
+
+def next_action(policy: HintPolicy, episode: pb.Episode, reason: int, stop: str = "") -> hpb.NextActionResponse:
+    """What the policy answers for the episode's view, as the orchestrator asks it."""
+    return policy.next_action(view_of(episode), reason, stop)
 
 
 def make_episode(
@@ -41,19 +46,52 @@ def make_episode(
 
 
 def test_start_stops_at_reflection_words_end_of_thinking_and_python_blocks(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(), hpb.STOP_REASON_START)
+    action = next_action(policy, make_episode(), hpb.STOP_REASON_START)
     assert action.kind == pb.ACTION_KIND_GENERATE
-    assert list(action.stop) == ["Wait", "Alternatively", END_THINK, PYTHON_FENCE]
+    words = [f"{word}{end}" for word in ("Wait", "Alternatively") for end in WORD_ENDINGS]
+    assert list(action.stop) == [*words, END_THINK, PYTHON_FENCE]
     assert not action.append
 
 
+@pytest.mark.parametrize("text", ["Waiting for", "Waitress", "Alternatively-minded", "Waits"])
+def test_a_reflection_word_inside_a_longer_word_is_no_stop(policy: HintPolicy, text: str) -> None:
+    stops = next_action(policy, make_episode(), hpb.STOP_REASON_START).stop
+    assert not any(stop in text for stop in stops), text
+
+
+@pytest.mark.parametrize("text", ["Wait, no.", "Wait.", "Wait\n", "Wait a moment", "Alternatively, try"])
+def test_a_reflection_word_that_ends_there_is_a_stop(policy: HintPolicy, text: str) -> None:
+    stops = next_action(policy, make_episode(), hpb.STOP_REASON_START).stop
+    assert any(stop in text for stop in stops), text
+
+
+def test_a_hint_at_a_word_replaces_what_ended_the_word_and_no_hint_keeps_it(policy: HintPolicy) -> None:
+    hinted = next_action(policy, make_episode(probability=1.0), hpb.STOP_REASON_REFLECTION, "Wait\n")
+    assert hinted.append[0].kind == pb.SPAN_KIND_HINT
+    assert hinted.append[0].text.startswith("Wait") and not hinted.append[0].text.startswith("Wait\n")
+    kept = next_action(policy, make_episode(probability=0.0), hpb.STOP_REASON_REFLECTION, "Wait\n")
+    assert [(s.kind, s.text) for s in kept.append] == [(pb.SPAN_KIND_MODEL, "Wait\n")]
+
+
+def test_the_policy_sets_each_calls_token_limit_from_the_budget_left(policy: HintPolicy) -> None:
+    episode = make_episode()  # a budget of 1000 tokens, no per-call cap
+    assert next_action(policy, episode, hpb.STOP_REASON_START).max_tokens == 1000
+    episode.generated_tokens = 900
+    assert next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE).max_tokens == 100
+    episode.options.sampling.max_tokens = 64
+    assert next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE).max_tokens == 64
+    episode.options.max_total_tokens = 0
+    episode.options.sampling.max_tokens = 0
+    assert next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE).max_tokens == 0, "no cap but the context"
+
+
 def test_without_hints_only_code_blocks_and_end_of_thinking_are_caught(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(hints=False, probability=0.0, k=0), hpb.STOP_REASON_START)
+    action = next_action(policy, make_episode(hints=False, probability=0.0, k=0), hpb.STOP_REASON_START)
     assert list(action.stop) == [END_THINK, PYTHON_FENCE]
 
 
 def test_reflection_with_probability_one_inserts_a_hint_that_starts_with_the_word(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(), hpb.STOP_REASON_REFLECTION, "Alternatively")
+    action = next_action(policy, make_episode(), hpb.STOP_REASON_REFLECTION, "Alternatively")
     assert action.kind == pb.ACTION_KIND_GENERATE
     (hint,) = action.append
     assert hint.kind == pb.SPAN_KIND_HINT
@@ -64,7 +102,7 @@ def test_reflection_with_probability_one_inserts_a_hint_that_starts_with_the_wor
 
 
 def test_reflection_with_probability_zero_gives_the_word_back_to_the_model(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(probability=0.0), hpb.STOP_REASON_REFLECTION, "Wait")
+    action = next_action(policy, make_episode(probability=0.0), hpb.STOP_REASON_REFLECTION, "Wait")
     assert [(s.kind, s.text) for s in action.append] == [(pb.SPAN_KIND_MODEL, "Wait")]
     assert action.kind == pb.ACTION_KIND_GENERATE
     assert PYTHON_FENCE in action.stop
@@ -74,7 +112,7 @@ def test_reflection_hints_follow_the_probability(policy: HintPolicy) -> None:
     hinted = 0
     for n in range(400):
         episode = make_episode(probability=0.25, episode_id=f"ep-{n}")
-        action = policy.next_action(episode, hpb.STOP_REASON_REFLECTION, "Wait")
+        action = next_action(policy, episode, hpb.STOP_REASON_REFLECTION, "Wait")
         hinted += action.append[0].kind == pb.SPAN_KIND_HINT
     assert 60 <= hinted <= 140, hinted
 
@@ -85,7 +123,7 @@ def test_same_seed_episode_and_step_replay_the_same_choices(policy: HintPolicy) 
         for step in range(30):
             episode = make_episode(probability=0.5, seed=seed)
             episode.steps = step
-            out.append(policy.next_action(episode, hpb.STOP_REASON_REFLECTION, "Wait").append[0].hint_id or "-")
+            out.append(next_action(policy, episode, hpb.STOP_REASON_REFLECTION, "Wait").append[0].hint_id or "-")
         return out
 
     assert choices(1) == choices(1)
@@ -96,26 +134,26 @@ def test_same_seed_episode_and_step_replay_the_same_choices(policy: HintPolicy) 
 def test_end_of_thinking_gets_a_hint_until_k_then_the_model_may_finish(policy: HintPolicy) -> None:
     episode = make_episode(k=2)
     episode.think_hints = 1
-    action = policy.next_action(episode, hpb.STOP_REASON_END_THINK, END_THINK)
+    action = next_action(policy, episode, hpb.STOP_REASON_END_THINK, END_THINK)
     assert action.append[0].kind == pb.SPAN_KIND_HINT
     assert action.append[0].text.startswith("Wait")
     assert list(action.stop) == [CLOSING_FENCE]
 
     episode.think_hints = 2
-    action = policy.next_action(episode, hpb.STOP_REASON_END_THINK, END_THINK)
+    action = next_action(policy, episode, hpb.STOP_REASON_END_THINK, END_THINK)
     assert [(s.kind, s.text) for s in action.append] == [(pb.SPAN_KIND_MODEL, END_THINK)]
     assert action.kind == pb.ACTION_KIND_GENERATE
     assert list(action.stop) == [], "code in the final answer is not run"
 
 
 def test_model_opening_a_python_block_is_a_tool_call_while_calls_remain(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(), hpb.STOP_REASON_CODE_START, PYTHON_FENCE)
+    action = next_action(policy, make_episode(), hpb.STOP_REASON_CODE_START, PYTHON_FENCE)
     assert [(s.kind, s.text) for s in action.append] == [(pb.SPAN_KIND_TOOL_CODE, PYTHON_FENCE)]
     assert list(action.stop) == [CLOSING_FENCE]
 
 
 def test_closing_fence_runs_the_tool_while_calls_remain(policy: HintPolicy) -> None:
-    action = policy.next_action(make_episode(), hpb.STOP_REASON_CODE_END, CLOSING_FENCE)
+    action = next_action(policy, make_episode(), hpb.STOP_REASON_CODE_END, CLOSING_FENCE)
     assert action.kind == pb.ACTION_KIND_RUN_TOOL
     assert [(s.kind, s.text) for s in action.append] == [(pb.SPAN_KIND_TOOL_CODE, CLOSING_FENCE)]
 
@@ -123,10 +161,10 @@ def test_closing_fence_runs_the_tool_while_calls_remain(policy: HintPolicy) -> N
 def test_after_the_last_tool_call_no_more_hints_and_no_code_is_caught(policy: HintPolicy) -> None:
     episode = make_episode(tools=6)
     episode.tool_calls = 6
-    assert list(policy.next_action(episode, hpb.STOP_REASON_TOOL_DONE).stop) == []
-    action = policy.next_action(episode, hpb.STOP_REASON_END_THINK, END_THINK)
+    assert list(next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE).stop) == []
+    action = next_action(policy, episode, hpb.STOP_REASON_END_THINK, END_THINK)
     assert [(s.kind, s.text) for s in action.append] == [(pb.SPAN_KIND_MODEL, END_THINK)]
-    action = policy.next_action(episode, hpb.STOP_REASON_CODE_END, CLOSING_FENCE)
+    action = next_action(policy, episode, hpb.STOP_REASON_CODE_END, CLOSING_FENCE)
     assert action.kind == pb.ACTION_KIND_GENERATE
     assert action.append[0].kind == pb.SPAN_KIND_MODEL
 
@@ -134,33 +172,33 @@ def test_after_the_last_tool_call_no_more_hints_and_no_code_is_caught(policy: Hi
 def test_tool_done_continues_with_the_outside_code_stops(policy: HintPolicy) -> None:
     episode = make_episode()
     episode.tool_calls = 1
-    action = policy.next_action(episode, hpb.STOP_REASON_TOOL_DONE)
+    action = next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE)
     assert action.kind == pb.ACTION_KIND_GENERATE
-    assert list(action.stop) == ["Wait", "Alternatively", END_THINK, PYTHON_FENCE]
+    assert list(action.stop) == [*policy.reflection_stops, END_THINK, PYTHON_FENCE]
 
 
 def test_after_end_of_thinking_nothing_is_caught(policy: HintPolicy) -> None:
     episode = make_episode()
-    episode.spans.add(kind=pb.SPAN_KIND_MODEL, text=f"{END_THINK}\n\nThe answer is")
-    assert list(policy.next_action(episode, hpb.STOP_REASON_TOOL_DONE).stop) == []
+    append_span(episode, pb.SPAN_KIND_MODEL, f"{END_THINK}\n\nThe answer is")
+    assert list(next_action(policy, episode, hpb.STOP_REASON_TOOL_DONE).stop) == []
 
 
 @pytest.mark.parametrize("reason", [hpb.STOP_REASON_EOS, hpb.STOP_REASON_LENGTH])
 def test_eos_and_length_finish(policy: HintPolicy, reason: int) -> None:
-    action = policy.next_action(make_episode(), reason)
+    action = next_action(policy, make_episode(), reason)
     assert action.kind == pb.ACTION_KIND_FINISH and not action.append
 
 
 def test_exhausted_token_budget_finishes_instead_of_hinting(policy: HintPolicy) -> None:
     episode = make_episode()
     episode.generated_tokens = 1000
-    assert policy.next_action(episode, hpb.STOP_REASON_END_THINK, END_THINK).kind == pb.ACTION_KIND_FINISH
+    assert next_action(policy, episode, hpb.STOP_REASON_END_THINK, END_THINK).kind == pb.ACTION_KIND_FINISH
 
 
 def test_code_tasks_draw_from_the_code_library_with_its_test_template(policy: HintPolicy) -> None:
     episode = make_episode()
     episode.problem.task_type = pb.TASK_TYPE_CODE
-    hint = policy.next_action(episode, hpb.STOP_REASON_END_THINK, END_THINK).append[0]
+    hint = next_action(policy, episode, hpb.STOP_REASON_END_THINK, END_THINK).append[0]
     assert hint.hint_id.startswith("code@")
     assert "def solve" in open_code_block(hint.text)
 
@@ -170,7 +208,7 @@ def test_hints_follow_category_weights_then_hint_weights(policy: HintPolicy) -> 
     assert library.category_weights, "the math library weighs its categories"
     drawn: dict[str, int] = {}
     for n in range(3000):
-        hint = policy.next_action(make_episode(episode_id=f"w-{n}"), hpb.STOP_REASON_END_THINK).append[0]
+        hint = next_action(policy, make_episode(episode_id=f"w-{n}"), hpb.STOP_REASON_END_THINK).append[0]
         drawn[hint.hint_id.split("/")[-1]] = drawn.get(hint.hint_id.split("/")[-1], 0) + 1
     category_total = sum(library.category_weights.values())
     for hint in library.hints:
@@ -199,8 +237,8 @@ def test_a_users_library_directory_adds_a_domain_and_the_reflection_words_are_se
     policy = HintPolicy(LibraryCatalog(tmp_path), reflection_words=["Hmm"])
     episode = make_episode()
     episode.options.hint_library = "chemistry"
-    assert list(policy.next_action(episode, hpb.STOP_REASON_START).stop)[0] == "Hmm"
-    hint = policy.next_action(episode, hpb.STOP_REASON_REFLECTION, "Hmm").append[0]
+    assert list(next_action(policy, episode, hpb.STOP_REASON_START).stop)[0] == "Hmm "
+    hint = next_action(policy, episode, hpb.STOP_REASON_REFLECTION, "Hmm").append[0]
     assert hint.hint_id == "chemistry@2/moles"
     assert hint.text.startswith("Hmm, let me compute")
 

@@ -26,17 +26,17 @@ def hints(start_service, tmp_path_factory: pytest.TempPathFactory) -> hints_pb2_
         yield hints_pb2_grpc.HintServiceStub(ch)
 
 
-def episode(**options: object) -> pb.Episode:
-    return pb.Episode(
+def view(**options: object) -> hpb.EpisodeView:
+    return hpb.EpisodeView(
         id="e1",
-        spans=[pb.Span(kind=pb.SPAN_KIND_PROMPT, text="What is 2**100 mod 7?")],
+        tail="What is 2**100 mod 7?",
         options=pb.EpisodeOptions(hints_enabled=True, reflection_hint_probability=1.0, max_think_hints=1,
                                   max_tool_calls=6, **options),
     )
 
 
 def test_end_of_thinking_stop_gets_a_hint_from_the_service(hints: hints_pb2_grpc.HintServiceStub) -> None:
-    request = hpb.NextActionRequest(episode=episode(), stop_reason=hpb.STOP_REASON_END_THINK)
+    request = hpb.NextActionRequest(view=view(), stop_reason=hpb.STOP_REASON_END_THINK)
     reply = hints.NextAction(request, timeout=10)
     assert reply.kind == pb.ACTION_KIND_GENERATE
     assert reply.append[0].kind == pb.SPAN_KIND_HINT and reply.append[0].hint_id.startswith("math@")
@@ -55,13 +55,17 @@ def test_list_hints_shows_the_built_in_and_the_users_libraries(hints: hints_pb2_
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
-        (hpb.NextActionRequest(stop_reason=hpb.STOP_REASON_START), "episode"),
-        (hpb.NextActionRequest(episode=episode(), stop_reason=hpb.STOP_REASON_UNSPECIFIED), "stop_reason"),
-        (hpb.NextActionRequest(episode=episode(), stop_reason=99), "stop_reason"),
-        (hpb.NextActionRequest(episode=episode(), stop_reason=hpb.STOP_REASON_REFLECTION), "stop_string"),
-        (hpb.NextActionRequest(episode=episode(hint_library="astrology"), stop_reason=hpb.STOP_REASON_START),
+        (hpb.NextActionRequest(stop_reason=hpb.STOP_REASON_START), "view"),
+        (hpb.NextActionRequest(view=view(), stop_reason=hpb.STOP_REASON_UNSPECIFIED), "stop_reason"),
+        (hpb.NextActionRequest(view=view(), stop_reason=99), "stop_reason"),
+        (hpb.NextActionRequest(view=view(), stop_reason=hpb.STOP_REASON_REFLECTION), "stop_string"),
+        (hpb.NextActionRequest(view=view(hint_library="astrology"), stop_reason=hpb.STOP_REASON_START),
          "hint_library"),
-        (hpb.NextActionRequest(episode=pb.Episode(id="e2"), stop_reason=hpb.STOP_REASON_START), "episode.spans"),
+        (hpb.NextActionRequest(view=hpb.EpisodeView(), stop_reason=hpb.STOP_REASON_START), "view.id"),
+        (hpb.NextActionRequest(view=hpb.EpisodeView(id="e2", tail="x" * 2001), stop_reason=hpb.STOP_REASON_START),
+         "view.tail"),
+        (hpb.NextActionRequest(view=hpb.EpisodeView(id="e2", tool_calls=-1), stop_reason=hpb.STOP_REASON_START),
+         "view.tool_calls"),
     ],
 )
 def test_bad_requests_get_invalid_argument_naming_the_field(

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.channels import channel
-from services.common.episode import format_tool_output, last_closed_code_block
+from services.common.episode import format_tool_output, last_closed_code_block, snapshots_of
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
@@ -75,7 +75,8 @@ def test_hint_infer_episode_gets_a_hint_runs_code_in_gvisor_and_is_scored(platfo
     (episode_id,) = submit_all(platform["START_ORCHESTRATOR_ADDR"], [problem], "e2e")
     with channel(platform["START_ORCHESTRATOR_ADDR"]) as ch:
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(ch)
-        snapshots = list(stub.WatchEpisode(opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=300)))
+        request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=300)
+        snapshots = list(snapshots_of(stub.WatchEpisode(request)))
     episode = snapshots[-1]
     assert episode.status == pb.EPISODE_STATUS_DONE, episode.error
     steps = [s.steps for s in snapshots]

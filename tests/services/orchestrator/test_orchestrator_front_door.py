@@ -6,6 +6,8 @@ and that a worker turns an unreachable peer into a FAILED episode rather than a 
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +16,8 @@ import pytest
 import redis
 
 from services.common.channels import channel
+from services.common.episode import append_span, new_episode, snapshots_of
+from services.orchestrator.store import EpisodeStore
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc
@@ -106,8 +110,9 @@ def test_watching_an_episode_that_does_not_finish_ends_with_deadline_exceeded(
     episode_id = submit(orchestrator)
     started = time.monotonic()
     snapshots = []
+    request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=1.5)
     with pytest.raises(grpc.RpcError) as failure:
-        for snapshot in orchestrator.WatchEpisode(opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=1.5)):
+        for snapshot in snapshots_of(orchestrator.WatchEpisode(request)):
             snapshots.append(snapshot)
     assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "timeout_s" in failure.value.details()
@@ -125,7 +130,8 @@ def test_many_more_watchers_than_redis_connections_each_get_their_stream(
     def watch(episode_id: str) -> tuple[list[int], grpc.StatusCode]:
         statuses = []
         try:
-            for snapshot in orchestrator.WatchEpisode(opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=3)):
+            request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=3)
+            for snapshot in snapshots_of(orchestrator.WatchEpisode(request)):
                 statuses.append(snapshot.status)
         except grpc.RpcError as failure:
             return statuses, failure.code()
@@ -138,6 +144,65 @@ def test_many_more_watchers_than_redis_connections_each_get_their_stream(
     }
 
 
+def test_watch_sends_each_step_only_its_new_spans_and_the_client_rebuilds_the_episode(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, front_door_env: dict[str, str]
+) -> None:
+    # The test plays the worker: it saves each step through the store, as tasks.py does,
+    # so the episode grows by known spans without a model. A long prompt must be sent once.
+    store = EpisodeStore.from_url(front_door_env["START_REDIS_URL"])
+    question = "What is 17 * 23? Show every step. " * 100
+    episode = new_episode(pb.Problem(question=question, reference="391"), pb.EpisodeOptions(), "watch-changes")
+    append_span(episode, pb.SPAN_KIND_PROMPT, question)
+    assert store.create(episode)
+
+    messages: queue.Queue = queue.Queue()
+
+    def watch() -> None:
+        request = opb.WatchEpisodeRequest(episode_id=episode.id, timeout_s=30)
+        try:
+            for change in orchestrator.WatchEpisode(request, timeout=60):
+                messages.put(change)
+        except grpc.RpcError as failure:
+            messages.put(failure)
+        messages.put(None)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    changes = [messages.get(timeout=10)]  # subscribed by now: no later step can be missed
+    steps = [
+        (pb.SPAN_KIND_MODEL, "Let me compute.", "", [11, 12, 13]),
+        (pb.SPAN_KIND_MODEL, " 17 * 23 = 391.", "", [14, 15, 16, 17]),  # merges into the model span
+        (pb.SPAN_KIND_HINT, " Wait, let me check.", "math@1", []),
+        (pb.SPAN_KIND_MODEL, " 17 * 20 + 17 * 3 = 391.", "", [18, 19]),
+    ]
+    for step, (kind, text, hint_id, token_ids) in enumerate(steps, start=1):
+        append_span(episode, kind, text, hint_id=hint_id, token_ids=token_ids)
+        episode.steps = step
+        episode.status = pb.EPISODE_STATUS_DONE if step == len(steps) else pb.EPISODE_STATUS_RUNNING
+        assert store.save(episode, expected_step=step - 1)
+        changes.append(messages.get(timeout=10))
+    assert messages.get(timeout=10) is None, "a finished episode ends the stream"
+    watcher.join(timeout=10)
+
+    assert all(isinstance(c, opb.EpisodeChange) for c in changes), changes
+    assert changes[0].spans_from == 0 and changes[0].episode.spans[0].text == question
+    # Each step resends only the span it grew or added, never the prompt.
+    assert [c.spans_from for c in changes[1:]] == [1, 1, 2, 3]
+    assert [[s.text for s in c.episode.spans] for c in changes[1:]] == [
+        ["Let me compute."],
+        ["Let me compute. 17 * 23 = 391."],
+        [" Wait, let me check."],
+        [" 17 * 20 + 17 * 3 = 391."],
+    ]
+    assert not any(c.episode.HasField("problem") for c in changes[1:]), "the problem is sent once"
+    assert all(c.ByteSize() < 200 for c in changes[1:])
+
+    snapshots = list(snapshots_of(changes))
+    assert [s.steps for s in snapshots] == [0, 1, 2, 3, 4]
+    assert snapshots[-1] == orchestrator.GetEpisode(opb.GetEpisodeRequest(episode_id=episode.id), timeout=10)
+    assert snapshots[-1] == episode
+
+
 def test_unreachable_generation_fails_the_episode_after_retries_with_the_error(
     orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub,
     front_door_env: dict[str, str],
@@ -146,7 +211,7 @@ def test_unreachable_generation_fails_the_episode_after_retries_with_the_error(
     episode_id = submit(orchestrator)
     start_worker({**front_door_env, "START_WORKER_MAX_RETRIES": "2", "START_WORKER_RETRY_BACKOFF_S": "0.2"})
     request = opb.WatchEpisodeRequest(episode_id=episode_id, timeout_s=60)
-    last = list(orchestrator.WatchEpisode(request, timeout=90))[-1]
+    last = list(snapshots_of(orchestrator.WatchEpisode(request, timeout=90)))[-1]
     assert last.status == pb.EPISODE_STATUS_FAILED
     assert "UNAVAILABLE" in last.error and "after 2 retries" in last.error
 
