@@ -4,27 +4,16 @@ generation replicas, the three routings, the figures it prints and the floor it 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.bench_runs import run_bench
 
 
 @pytest.mark.slow
 @pytest.mark.runsc
 def test_routing_bench_shows_episode_affinity_keeps_the_cache_round_robin_loses(tmp_path) -> None:
-    env = {**os.environ, "START_BENCH_PROBLEMS": "4"}
-    done = subprocess.run(
-        [sys.executable, "-m", "startctl", "bench", "routing", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    returncode, figures = run_bench("routing", tmp_path, START_BENCH_PROBLEMS="4")
     single, affinity, round_robin = (figures["arms"][k] for k in ("single", "affinity", "round_robin"))
 
     assert figures["episodes"] == 4
@@ -39,7 +28,7 @@ def test_routing_bench_shows_episode_affinity_keeps_the_cache_round_robin_loses(
     # The point of the routing: steps that move lose their cache.
     assert affinity["cached_share"] > round_robin["cached_share"]
     assert figures["floors_met"] == (figures["affinity_vs_single"] >= 0.95)
-    assert (done.returncode == 0) == figures["floors_met"]
+    assert (returncode == 0) == figures["floors_met"]
     # The run leaves its tables and figures to compare with the next one.
     assert json.loads((tmp_path / "runs" / "bench-routing-latest.json").read_text()) == figures
     assert "cached share" in (tmp_path / "runs" / "bench-routing-latest.txt").read_text()

@@ -19,6 +19,7 @@ from services.common.channels import channel
 from services.common.episode import view_of
 from services.common.settings import PeerAddresses
 from services.orchestrator.routing import RoutingConfig, shared_router
+from services.orchestrator.worker_metrics import PLATFORM_SECONDS
 from start.v1 import common_pb2 as pb
 from start.v1 import (
     generation_pb2,
@@ -109,7 +110,8 @@ class Peers:
 
     def next_action(self, episode: pb.Episode, stop_reason: int, stop_string: str = "") -> hints_pb2.NextActionResponse:
         request = hints_pb2.NextActionRequest(view=view_of(episode), stop_reason=stop_reason, stop_string=stop_string)
-        return self.hints.NextAction(request, timeout=self.timeout_s)
+        with PLATFORM_SECONDS.labels("hints").time():
+            return self.hints.NextAction(request, timeout=self.timeout_s)
 
     def execute(self, code: str) -> sandbox_pb2.ExecuteResponse:
         return self.sandbox.Execute(sandbox_pb2.ExecuteRequest(code=code, language="python"), timeout=self.timeout_s)

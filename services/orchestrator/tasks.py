@@ -35,7 +35,7 @@ from services.orchestrator.jobs import CANCELLED, CANCELLING, JobStore
 from services.orchestrator.peers import Peers, describe, is_busy, is_transient
 from services.orchestrator.steps import end_early, take_step
 from services.orchestrator.store import TERMINAL, EpisodeStore, status_counter
-from services.orchestrator.worker_metrics import EPISODES_FINISHED, STEP_SECONDS, STEPS
+from services.orchestrator.worker_metrics import EPISODES_FINISHED, PLATFORM_SECONDS, STEP_SECONDS, STEPS
 from start.v1 import common_pb2 as pb
 
 log = get_logger("orchestrator.tasks")
@@ -111,7 +111,8 @@ def step(self: Task, episode_id: str, step_no: int, faults: int = 0, busy_since:
 
 def _load_and_step(self: Task, ctx: WorkerContext, episode_id: str, step_no: int, faults: int,
                    busy_since: float) -> None:
-    episode = ctx.store.load(episode_id)
+    with PLATFORM_SECONDS.labels("load").time():
+        episode = ctx.store.load(episode_id)
     if episode is None:
         log.warning("no such episode", episode_id=episode_id, step=step_no)
         return
@@ -136,7 +137,8 @@ def _load_and_step(self: Task, ctx: WorkerContext, episode_id: str, step_no: int
         if outcome != "saved" or episode.status in TERMINAL:
             return
         if time.monotonic() >= chain_until or not ctx.settings.consumes(episode.next_action):
-            ensure_next_step_queued(ctx, episode)
+            with PLATFORM_SECONDS.labels("queue").time():
+                ensure_next_step_queued(ctx, episode)
             return
         # The next step, here and now: the episode was saved, so a crash from here on
         # loses nothing (this task's message comes back, finds the episode past it and
@@ -177,7 +179,9 @@ def _step(
             raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
         mark_failed(ctx, episode_id, step_no, f"step {step_no} after {faults} retries: {describe(exc)}")
         return "failed"
-    if not ctx.store.save(episode, expected_step=step_no):
+    with PLATFORM_SECONDS.labels("save").time():
+        saved = ctx.store.save(episode, expected_step=step_no)
+    if not saved:
         return "duplicate"  # another run of this step saved first and queued the next one
     if episode.status in TERMINAL:
         EPISODES_FINISHED.labels(status_counter(episode.status)).inc()

@@ -2,7 +2,8 @@
 
 What an operator watches besides the queue length: how many steps of each kind the
 workers take and how each ended (saved, a duplicate run discarded, waiting out a busy
-peer, retried after a fault, failed), how long they take, how episodes end, and which
+peer, retried after a fault, failed), how long they take and how much of that is the
+platform's own work (load, hint decision, save, queue), how episodes end, and which
 generation replica takes each step (services/orchestrator/routing.py).
 """
 
@@ -32,4 +33,11 @@ GENERATION_CALLS = Counter(
     "replica the episode hashes to), spilled (its own was saturated), rehashed (its own answered "
     "UNAVAILABLE lately), round_robin (no affinity). Spilled and rehashed calls lose the episode's cache.",
     ["replica", "route"],
+)
+PLATFORM_SECONDS = Histogram(
+    "start_worker_platform_seconds",
+    "Time a step spends on the platform's own work, by part: load (read the episode from Redis), hints (the "
+    "policy's decision over gRPC), save (the compare-and-set in Redis), queue (publish the next step).",
+    ["part"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
 )

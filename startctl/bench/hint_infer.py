@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -45,7 +45,9 @@ from services.common.episode import context_token_ids
 from services.orchestrator.problemsets import load_problem_set
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, generation_pb2_grpc
+from startctl.bench.harness import metric_samples
 from startctl.episodes import OrchestratorClient, hint_infer_options
+from startctl.processes import free_port
 from startctl.stack import ROOT, LocalStack, new_run_dir
 
 PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
@@ -77,6 +79,8 @@ class Arm:
     correct: int = 0
     # Orchestrator steps (generate, tool run, finish...); 1 per problem for (a).
     steps: int = 0
+    # Of the one-at-a-time run: the worker's own work by part (load, hints, save, queue).
+    platform_parts_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def prefilled(self) -> int:
@@ -98,6 +102,8 @@ def bench_stack(run_dir: Path, caching: bool, console: Console) -> LocalStack:
     env = {
         "START_GENERATION_ENABLE_PREFIX_CACHING": "true" if caching else "false",
         "START_GENERATION_BLOCK_SIZE": str(BLOCK_SIZE),
+        # Where a step's platform time goes (load, hints, save, queue): the worker's metrics.
+        "START_WORKER_METRICS_PORT": str(free_port()),
     }
     name = "cache-on" if caching else "cache-off"
     return LocalStack(run_dir=run_dir / name, extra_env=env, on_status=lambda m: console.log(f"[{name}] {m}"))
@@ -143,18 +149,33 @@ def run_episodes(
     return episodes, max(e.finished_unix for e in episodes) - start
 
 
+def platform_seconds(stack: LocalStack) -> dict[str, float]:
+    """Seconds the worker has spent so far on each part of its own work (load, hints,
+    save, queue: `start_worker_platform_seconds`)."""
+    worker = next(proc for proc in stack.processes if proc.name == "worker")
+    port = int(stack.extra_env["START_WORKER_METRICS_PORT"])
+    return {
+        sample.labels["part"]: sample.value
+        for sample in metric_samples(port, worker)
+        if sample.name == "start_worker_platform_seconds_sum"
+    }
+
+
 def hint_infer_arm(stack: LocalStack, problems: list[pb.Problem], tag: str) -> tuple[Arm, list[pb.Episode]]:
     """(b) or (c): the episodes one at a time, then all at once, each from a cold cache.
     Tokens are counted on the all-at-once run."""
     options = hint_infer_options(True)
     reset_cache(stack)
+    before = platform_seconds(stack)
     one_by_one, sequential_wall = run_episodes(stack, problems, options, f"{tag}-seq", one_at_a_time=True)
+    after = platform_seconds(stack)
     reset_cache(stack)
     episodes, wall = run_episodes(stack, problems, options, f"{tag}-all")
     arm = episode_arm(episodes, wall)
     arm.sequential_wall_s = sequential_wall
     arm.generation_s = sum(e.generation_s for e in one_by_one)
     arm.tool_s = sum(e.tool_s for e in one_by_one)
+    arm.platform_parts_s = {part: after[part] - before.get(part, 0.0) for part in sorted(after)}
     return arm, episodes
 
 
@@ -361,16 +382,28 @@ def arms_table(arms: dict[str, Arm]) -> Table:
     return table
 
 
+PLATFORM_PARTS = ("load", "hints", "save", "queue")
+
+
 def time_table(arms: dict[str, Arm]) -> Table:
     table = Table(
         title="where the time goes, one problem at a time (seconds, all problems)",
-        caption="platform: Celery queues, state saves in Redis, hint decisions, tokenising",
+        caption="platform = wall - generation - tools; of it, the worker's load (Redis read), hints (the policy "
+        "over gRPC), save (Redis compare-and-set), queue (publish the next step); rest: gRPC calls' own "
+        "overhead, the client's submit and watch",
     )
-    for column in ("arm", "generation", "tools (gVisor)", "platform", "total"):
+    for column in ("arm", "generation", "tools (gVisor)", "platform", *PLATFORM_PARTS, "rest", "total"):
         table.add_column(column, justify="right")
     for name, arm in arms.items():
         platform = arm.sequential_wall_s - arm.generation_s - arm.tool_s
+        parts = [arm.platform_parts_s.get(part, 0.0) for part in PLATFORM_PARTS]
         table.add_row(
-            name, f"{arm.generation_s:.2f}", f"{arm.tool_s:.2f}", f"{platform:.2f}", f"{arm.sequential_wall_s:.2f}"
+            name,
+            f"{arm.generation_s:.2f}",
+            f"{arm.tool_s:.2f}",
+            f"{platform:.2f}",
+            *(f"{part:.2f}" for part in parts),
+            f"{platform - sum(parts):.2f}",
+            f"{arm.sequential_wall_s:.2f}",
         )
     return table

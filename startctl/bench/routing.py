@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +32,7 @@ from services.common.channels import channel
 from services.orchestrator.problemsets import load_problem_set
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, generation_pb2_grpc
+from startctl.bench.harness import metric_samples
 from startctl.bench.hint_infer import BLOCK_SIZE, run_episodes
 from startctl.episodes import hint_infer_options
 from startctl.processes import LocalProcess, free_port, service_process, wait_ready
@@ -97,22 +96,10 @@ def restart_worker(stack: LocalStack, env: dict[str, str]) -> LocalProcess:
 
 def scrape(port: int, worker: LocalProcess, timeout_s: float = 60) -> dict[tuple[str, str], int]:
     """The worker's generation calls by (replica, route); waits for its metrics to be served."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-                text = reply.read().decode()
-            break
-        except OSError:
-            if not worker.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"worker metrics not served on {port}:\n{worker.tail()}") from None
-            time.sleep(0.5)
     calls: dict[tuple[str, str], int] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == "start_worker_generation_calls":
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    calls[(sample.labels["replica"], sample.labels["route"])] = int(sample.value)
+    for sample in metric_samples(port, worker, timeout_s):
+        if sample.name == "start_worker_generation_calls_total":
+            calls[(sample.labels["replica"], sample.labels["route"])] = int(sample.value)
     return calls
 
 
