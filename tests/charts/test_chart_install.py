@@ -52,3 +52,26 @@ def test_installed_chart_passes_helm_test_on_every_service() -> None:
             finally:
                 config.load_kube_config(KUBECONFIG)
                 client.CoreV1Api().delete_namespace(namespace)
+
+
+def test_the_generated_redis_password_survives_an_upgrade() -> None:
+    """The Secret the chart makes is read back (lookup) on upgrade, not replaced: a new
+    password would lock every running client out of the Redis still holding the old one."""
+    from kubernetes import client, config
+
+    namespace = f"start-test-{uuid.uuid4().hex[:6]}"
+    config.load_kube_config(KUBECONFIG)
+    core = client.CoreV1Api()
+    with helm.Config(kubeconfig_path=KUBECONFIG, namespace=namespace) as cluster:
+        cluster.check_reachable()
+        try:
+            cluster.install(CHART, "start", _values(), namespace=namespace, create_namespace=True, timeout=300)
+            before = core.read_namespaced_secret("start-redis", namespace).data
+            cluster.upgrade(CHART, "start", _values(), namespace=namespace, timeout=300)
+            after = core.read_namespaced_secret("start-redis", namespace).data
+            assert before == after and before["redis-password"]
+        finally:
+            try:
+                cluster.uninstall("start", ignore_not_found=True)
+            finally:
+                core.delete_namespace(namespace)

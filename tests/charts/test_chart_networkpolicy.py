@@ -1,6 +1,7 @@
 """The sandbox's NetworkPolicy means what it says: it selects the sandbox pods and no
-others, lets nothing out, and lets in only the pods that run episodes (workers), code
-tests (scoring) and this release's health tests, on the port the sandbox listens on."""
+others, lets nothing out, and lets in only the pods that run episodes (workers, and the
+front door, whose Solve runs its tool steps in the orchestrator), code tests (scoring)
+and this release's health tests, on the port the sandbox listens on."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_sandbox_may_send_nothing_not_even_dns(policy) -> None:
     assert policy["spec"]["egress"] == []
 
 
-def test_only_workers_scoring_and_health_tests_may_reach_the_sandbox(default_objects, policy) -> None:
+def test_only_workers_the_front_door_scoring_and_health_tests_may_reach_the_sandbox(default_objects, policy) -> None:
     assert "Ingress" in policy["spec"]["policyTypes"]
     admitted: set[str] = set()
     for rule in policy["spec"]["ingress"]:
@@ -35,9 +36,9 @@ def test_only_workers_scoring_and_health_tests_may_reach_the_sandbox(default_obj
             assert set(peer) == {"podSelector"}
             pods = [w for w in workloads(default_objects) if selector_matches(peer["podSelector"], pod_labels(w))]
             admitted |= {component(w) for w in pods}
-    assert admitted == {"workers", "scoring", "health-test"}
-    # The orchestrator's front door, generation and hints have no business there.
-    assert not admitted & {"orchestrator", "generation", "hints", "redis", "train"}
+    assert admitted == {"workers", "orchestrator", "scoring", "health-test"}
+    # Generation, hints, Redis, training and the recipe runs have no business there.
+    assert not admitted & {"generation", "hints", "redis", "train", "dataset-build", "dataset-export", "eval"}
 
 
 def test_workers_of_every_queue_may_reach_the_sandbox(default_objects, policy) -> None:

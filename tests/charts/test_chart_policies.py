@@ -139,7 +139,7 @@ def test_peer_addresses_name_the_services_and_ports_that_exist(default_objects) 
             host, port = env[f"START_{peer.upper()}_ADDR"].split(":")
             assert host in services, f"{name}: {peer} address {host} is no Service"
             assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]]
-        host = env["START_REDIS_URL"].removeprefix("redis://").split(":")[0]
+        host = env["START_REDIS_URL"].removeprefix("redis://").split("@")[-1].split(":")[0]
         assert host in services
 
 
@@ -206,7 +206,8 @@ def test_redis_password_is_referenced_from_a_secret_never_written_into_the_chart
     objects = render({"redis": {"auth": {"existingSecret": "redis-auth"}}})
     assert of_kind(objects, "Secret") == []
     (redis,) = containers(named(objects, "StatefulSet", "start-redis"))
-    assert "--requirepass" in redis["args"]
+    # The password reaches redis-server on stdin ("-"), never on its command line.
+    assert "requirepass $REDIS_PASSWORD" in redis["command"][2] and redis["args"][-1] == "-"
     assert env_of(redis)["REDIS_PASSWORD"]["secretKeyRef"]["name"] == "redis-auth"
     for deployment in worker_deployments(objects).values():
         (worker,) = containers(deployment)

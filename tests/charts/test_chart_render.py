@@ -19,7 +19,7 @@ from chart_objects import (
 
 KUBE_VERSION = "1.30.0"
 # Custom resources the strict Kubernetes schemas cannot know; asserted field by field elsewhere.
-CUSTOM_KINDS = {"ScaledObject"}
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication"}
 SERVICES = ("generation", "hints", "sandbox", "scoring", "orchestrator")
 
 

@@ -122,7 +122,8 @@ def test_each_queue_scales_with_keda_on_its_own_redis_list_instead_of_an_hpa(ren
         (trigger,) = obj["spec"]["triggers"]
         assert trigger["type"] == "redis"
         assert trigger["metadata"]["listName"] == WORKER_QUEUES[queue]
-        assert trigger["metadata"]["address"] == "start-redis:6379"
+        # KEDA's operator dials from its own namespace: the Service's namespaced name.
+        assert trigger["metadata"]["address"] == "start-redis.start.svc:6379"
         assert "replicas" not in worker_deployments(objects)[queue]["spec"]
     lengths = {queue: obj["spec"]["triggers"][0]["metadata"]["listLength"] for queue, obj in scaled.items()}
     assert lengths == {"generate": "32", "tool": "4", "score": "32"}

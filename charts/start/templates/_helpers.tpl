@@ -172,19 +172,42 @@ bind all interfaces, fixed port, metrics, json logs, drain time.
 {{- end -}}
 
 {{/*
-START_REDIS_URL, from the in-chart Redis (with its password from a Secret when set) or
-an external URL (inline, or from a Secret when it carries a password).
+Redis authentication. The in-chart Redis requires a password unless redis.auth.enabled is
+false: from redis.auth.existingSecret, or from the Secret `<release>-redis` the chart makes
+(secret-redis.yaml). "true" or "" for whether it does.
+*/}}
+{{- define "start.redisAuth" -}}
+{{- if and .Values.redis.enabled .Values.redis.auth.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the in-chart Redis' password: redis.auth.existingSecret, or the chart's own. */}}
+{{- define "start.redisSecretName" -}}
+{{- .Values.redis.auth.existingSecret | default (include "start.componentName" (dict "root" . "component" "redis")) -}}
+{{- end -}}
+
+{{/*
+An environment variable holding the in-chart Redis' password, read from its Secret:
+(dict "root" $ "name" "REDIS_PASSWORD"). Never a value in the pod spec.
+*/}}
+{{- define "start.redisPasswordEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "start.redisSecretName" .root }}
+      key: {{ .root.Values.redis.auth.passwordKey }}
+{{- end -}}
+
+{{/*
+START_REDIS_URL, from the in-chart Redis (with its password from its Secret, unless
+redis.auth.enabled is false) or an external URL (inline, or from a Secret when it carries
+a password). REDIS_PASSWORD comes first: $(VAR) only expands to variables defined above it.
 */}}
 {{- define "start.redisEnv" -}}
 {{- $r := .Values.redis -}}
 {{- if $r.enabled }}
 {{- $host := printf "%s:6379" (include "start.componentName" (dict "root" . "component" "redis")) -}}
-{{- if $r.auth.existingSecret }}
-- name: REDIS_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ $r.auth.existingSecret }}
-      key: {{ $r.auth.passwordKey }}
+{{- if include "start.redisAuth" . }}
+{{ include "start.redisPasswordEnv" (dict "root" . "name" "REDIS_PASSWORD") }}
 - name: START_REDIS_URL
   value: {{ printf "redis://:$(REDIS_PASSWORD)@%s/0" $host | quote }}
 {{- else }}
@@ -465,4 +488,104 @@ suffix to name each scheduled Job, so Kubernetes caps CronJob names at 52 charac
 {{- fail (printf "CronJob name %s is longer than Kubernetes' 52 characters: use a shorter release name or fullnameOverride" $name) }}
 {{- end }}
 {{- $name -}}
+{{- end -}}
+
+
+{{/*
+Network policies (networkpolicy-*.yaml; docs/deployment.md, "Network and Redis security").
+Each component gets one NetworkPolicy listing both Ingress and Egress, so whatever its
+rules do not admit is dropped: only the calls the architecture draws get through.
+*/}}
+
+{{/* A peer selecting one component's pods of this release: (dict "root" $ "component" "workers"). */}}
+{{- define "start.podPeer" -}}
+{{- toJson (dict "podSelector" (dict "matchLabels" (include "start.selectorLabels" . | fromYaml))) -}}
+{{- end -}}
+
+{{/*
+One component's NetworkPolicy, from its edges. An empty list of peers in networkPolicy.*
+closes what it would open (Kubernetes reads a rule without peers as "from anywhere").
+(dict "root" $ "component" "scoring"
+  "callers" (list "workers" ...)  components of this release admitted on "port"
+  "from" (list ...)               more peers admitted on "port" (networkPolicy.frontDoor.from)
+  "port" "grpc"                   the port those are admitted on (default grpc)
+  "metrics" true                  admit networkPolicy.metrics.from on the metrics port
+  "ingress" (list ...)            more ingress rules, as they are
+  "calls" (list (dict "component" "sandbox" "port" 50053) ...)  egress to this release's pods
+  "dns" true                      egress to networkPolicy.dns.to on UDP and TCP 53
+  "egress" (list ...))            more egress rules, as they are
+*/}}
+{{- define "start.networkPolicy" -}}
+{{- $root := .root -}}
+{{- $np := $root.Values.networkPolicy -}}
+{{- $c := dict "root" $root "component" .component -}}
+{{- $ingress := list -}}
+{{- $peers := list -}}
+{{- range .callers | default list }}
+{{- $peers = append $peers (include "start.podPeer" (dict "root" $root "component" .) | fromJson) -}}
+{{- end }}
+{{- $peers = concat $peers (.from | default list) -}}
+{{- if $peers }}
+{{- $ingress = append $ingress (dict "from" $peers "ports" (list (dict "port" (.port | default "grpc") "protocol" "TCP"))) -}}
+{{- end }}
+{{- if and .metrics $np.metrics.from }}
+{{- $ingress = append $ingress (dict "from" $np.metrics.from "ports" (list (dict "port" "metrics" "protocol" "TCP"))) -}}
+{{- end }}
+{{- $ingress = concat $ingress (.ingress | default list) -}}
+{{- $egress := list -}}
+{{- range .calls | default list }}
+{{- $to := list (include "start.podPeer" (dict "root" $root "component" .component) | fromJson) -}}
+{{- $egress = append $egress (dict "to" $to "ports" (list (dict "port" (int .port) "protocol" "TCP"))) -}}
+{{- end }}
+{{- if and .dns $np.dns.to }}
+{{- $egress = append $egress (dict "to" $np.dns.to "ports" (list (dict "port" 53 "protocol" "UDP") (dict "port" 53 "protocol" "TCP"))) -}}
+{{- end }}
+{{- $egress = concat $egress (.egress | default list) -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "start.componentName" $c }}
+  labels:
+    {{- include "start.labels" $c | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "start.selectorLabels" $c | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  ingress: {{- if $ingress }}{{ toYaml $ingress | nindent 4 }}{{ else }} []{{ end }}
+  egress: {{- if $egress }}{{ toYaml $egress | nindent 4 }}{{ else }} []{{ end }}
+{{- end -}}
+
+{{/*
+Egress rules to places outside the release, from a networkPolicy block with "to" (peers)
+and "ports" (TCP): the object store (networkPolicy.objectStore), an external Redis
+(networkPolicy.externalRedis). A list of one rule, or none when "to" is empty.
+*/}}
+{{- define "start.externalEgress" -}}
+{{- $ports := list -}}
+{{- range .ports }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end -}}
+{{- toJson (ternary (list (dict "to" .to "ports" $ports)) list (not (empty .to))) -}}
+{{- end -}}
+
+{{/* The TCP port of this release's gRPC service COMPONENT: (dict "root" $ "component" "hints"). */}}
+{{- define "start.grpcCall" -}}
+{{- toJson (dict "component" .component "port" (get .root.Values .component).port) -}}
+{{- end -}}
+
+{{/*
+Where the orchestrator (front door) and the workers send: every gRPC service, Redis (the
+in-chart one, or networkPolicy.externalRedis), and DNS. As (dict "calls" ... "egress" ...) JSON.
+*/}}
+{{- define "start.episodeRunnerEdges" -}}
+{{- $calls := list -}}
+{{- range list "generation" "hints" "sandbox" "scoring" }}
+{{- $calls = append $calls (include "start.grpcCall" (dict "root" $ "component" .) | fromJson) -}}
+{{- end }}
+{{- $egress := list -}}
+{{- if .Values.redis.enabled }}
+{{- $calls = append $calls (dict "component" "redis" "port" 6379) -}}
+{{- else }}
+{{- $egress = include "start.externalEgress" .Values.networkPolicy.externalRedis | fromJsonArray -}}
+{{- end }}
+{{- toJson (dict "calls" $calls "egress" $egress) -}}
 {{- end -}}
