@@ -42,6 +42,7 @@ from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc
 from startctl.episodes import reachable
+from startctl.processes import stop_children_on_signals
 from startctl.stack import LocalStack, new_run_dir
 
 app = typer.Typer(help="Jobs: a problem set run in one arm, results as Parquet.", no_args_is_help=True)
@@ -105,7 +106,7 @@ def _front_door(addr: str, local: bool, model: str = "") -> Iterator[FrontDoor]:
                 console.print(f"[red]--model {model}[/]: not a model directory (no config.json)")
                 raise typer.Exit(2)
             stack.model = Path(model).resolve()
-        with stack:
+        with stop_children_on_signals(), stack:
             door = FrontDoor(stack.addr("orchestrator"))
             try:
                 yield door

@@ -8,6 +8,7 @@ transcript with the hints and tool calls marked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from startctl.episodes import (
 )
 from startctl.job_cmd import FINISHED as FINISHED_JOBS
 from startctl.job_cmd import FrontDoor
+from startctl.processes import StopRequested, stop_children_on_signals
 from startctl.stack import ROOT, LocalStack, new_run_dir
 
 DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
@@ -41,11 +43,11 @@ def _stack(run_dir: Path, ports: dict[str, int] | None = None) -> LocalStack:
 
 
 def up() -> None:
-    """Run the whole platform on loopback (default ports) until Ctrl-C."""
+    """Run the whole platform on loopback (default ports) until Ctrl-C, SIGTERM or SIGHUP."""
     ports = {**DEFAULT_PORTS, "redis": 6390}
     run_dir = new_run_dir("up")
     console.log("starting the platform (the engine takes about a minute)")
-    with _stack(run_dir, ports) as stack:
+    with stop_children_on_signals(), _stack(run_dir, ports) as stack:
         table = Table(title="START on loopback")
         table.add_column("service")
         table.add_column("address")
@@ -61,6 +63,10 @@ def up() -> None:
                 time.sleep(1)
         except KeyboardInterrupt:
             console.log("stopping")
+        except StopRequested:
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                console.log("stopping")
+            raise
 
 
 def solve(
@@ -84,7 +90,7 @@ def solve(
         episode = _follow(OrchestratorClient(addr), request, hints, timeout)
     else:
         console.log(f"no orchestrator at {addr}: starting the platform locally for this episode")
-        with _stack(new_run_dir("solve")) as stack:
+        with stop_children_on_signals(), _stack(new_run_dir("solve")) as stack:
             episode = _follow(OrchestratorClient(stack.addr("orchestrator")), request, hints, timeout)
     print_transcript(console, episode)
     if episode.status != pb.EPISODE_STATUS_DONE:
@@ -115,7 +121,7 @@ def demo(
     run_dir = new_run_dir("demo")
     console.rule("START demo: greedy vs hint-infer on the micro model")
     arms = {"greedy": opb.ARM_GREEDY, "hint-infer": opb.ARM_HINT_INFER}
-    with _stack(run_dir) as stack:
+    with stop_children_on_signals(), _stack(run_dir) as stack:
         door = FrontDoor(stack.addr("orchestrator"))
         try:
             jobs = {

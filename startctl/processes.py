@@ -2,10 +2,19 @@
 
 Each service runs as `python -m startctl serve NAME`, its own process, with settings passed
 as environment variables, exactly as a container would run it.
+
+Supervision: no child outlives the command that started it. Each child leads its own
+process group (a session), so its own children (vLLM's engine core, the worker's Celery
+process) are stopped with it; it is asked to stop with SIGTERM, then its group is killed.
+`stop_children_on_signals` turns SIGTERM, SIGINT and SIGHUP into an exception in the
+command, so its `with` blocks stop their children; and a child started here gets SIGTERM
+from the kernel when its parent dies without stopping it (SIGKILL, a crash).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -14,12 +23,74 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.channels import wait_serving
 
 SERVICES = ("generation", "hints", "sandbox", "scoring", "orchestrator")
+
+
+# Loaded before any fork: in the child, between fork and exec, only the call itself runs.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+# The signals a user or a supervisor stops a command with: Ctrl-C, `kill`, a closed terminal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A `preexec_fn` that has the kernel send `signum` to the child when its parent dies.
+
+    SIGTERM, not SIGKILL, by default: a service's own shutdown is what stops its children
+    (the sandbox service's runsc containers, the engine core of vLLM), and SIGKILL would
+    skip it. Linux only (prctl PR_SET_PDEATHSIG); elsewhere it does nothing. The kernel
+    sends the signal when the *thread* that started the child ends: start children from
+    the main thread, or from a thread that lives as long as they should.
+    """
+    parent = os.getpid()
+
+    def in_child() -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:
+            # The parent died between fork and prctl: no signal will come, so stop now.
+            os.kill(os.getpid(), signum)
+
+    return in_child
+
+
+class StopRequested(SystemExit):
+    """SIGTERM or SIGHUP in a command: unwinds it like Ctrl-C so its children are stopped."""
+
+
+@contextlib.contextmanager
+def stop_children_on_signals() -> Iterator[None]:
+    """Within this block, SIGTERM and SIGHUP unwind the main thread as SIGINT does.
+
+    Python's default for SIGTERM and SIGHUP is to die at once, skipping every `finally`
+    and `__exit__`, so a `startctl up` killed by a supervisor or a closed terminal left
+    its services running and holding their ports. Here SIGINT raises KeyboardInterrupt
+    (as always) and SIGTERM and SIGHUP raise `StopRequested` (exit status 128 + signal,
+    as the shell reports a signal death), and the `with LocalStack(...)` blocks stop
+    their children on the way out. The first signal is the one that counts: later ones
+    are ignored, so they cannot cut the stopping short (it is bounded: a child that does
+    not stop within its grace is killed).
+    """
+
+    def on_signal(signum: int, frame: object) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise StopRequested(128 + signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def free_port() -> int:
@@ -30,7 +101,12 @@ def free_port() -> int:
 
 @dataclass
 class LocalProcess:
-    """A child process with its log file; stopped with SIGTERM, then SIGKILL."""
+    """A child process with its log file, in its own process group, that dies with us.
+
+    Stopped with SIGTERM to the child (its own shutdown stops what it started), then
+    SIGKILL to its whole group: to a child that did not stop within its grace, and to
+    anything of its group left behind after it exited.
+    """
 
     name: str
     argv: list[str]
@@ -52,11 +128,24 @@ class LocalProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         return self
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and not self._exited()
+
+    def _exited(self) -> bool:
+        """Whether the child has exited, without reaping it: until `stop` reaps it, its
+        id still names its process group, which `stop` kills (no other process can have
+        been given that id meanwhile)."""
+        assert self.proc is not None
+        if self.proc.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -65,15 +154,19 @@ class LocalProcess:
             return ""
 
     def stop(self, grace_s: float = 15.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
+        if self.proc is None or self.proc.returncode is not None:
+            return  # never started, or already reaped (stopped before)
+        if not self._exited():
+            # os.kill, not Popen.send_signal: that one reaps a child it finds exited.
+            os.kill(self.proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while not self._exited() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        # The whole group: the child if it outstayed its grace, and whatever of it is left
+        # after it exited (it is not reaped yet, so the group id is still its own).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self.proc.wait()
 
 
 def service_process(

@@ -2,7 +2,10 @@
 
 `LocalStack` starts a Redis, the five services and a Celery worker, each its own process
 wired by the same environment variables a cluster uses, and stops them in reverse order.
-`startctl up`, `solve` and `demo` use it; so can a test or a notebook.
+`startctl up`, `solve` and `demo` use it; so can a test or a notebook. Nothing it starts
+outlives it: each process is stopped with its process group, and dies with the stack's
+process if that one is killed (startctl/processes.py); a command using it runs it inside
+`stop_children_on_signals()` so that SIGTERM and SIGHUP stop the stack as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -88,22 +91,25 @@ class LocalStack:
         self.on_status("starting redis")
         redis = redis_process(self.ports["redis"], self.run_dir / "redis")
         redis.log_dir = logs
-        self.processes.append(redis.start())
+        # Each process is listed before it starts, so that a stop at any moment reaches it.
+        self.processes.append(redis)
+        redis.start()
         wait_redis(self.redis_url, redis)
 
         env = self.env()
         started: dict[str, LocalProcess] = {}
         for name in START_ORDER:
             proc = service_process(name, self.ports[name], env, log_dir=logs)
-            started[name] = proc.start()
             self.processes.append(proc)
+            started[name] = proc.start()
         worker = LocalProcess(
             "worker",
             [sys.executable, "-m", "startctl", "worker", "--concurrency", str(self.worker_concurrency)],
             env,
             log_dir=logs,
         )
-        self.processes.append(worker.start())
+        self.processes.append(worker)
+        worker.start()
         # Fast services first; the engine loads in the meantime.
         for name in (*START_ORDER[1:], START_ORDER[0]):
             self.on_status(f"waiting for {name}")
@@ -119,9 +125,10 @@ class LocalStack:
                 raise RuntimeError(f"{proc.name} died; last log lines:\n{proc.tail()}")
 
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            proc.stop()
-        self.processes.clear()
+        """The worker first (its running steps finish against live services), Redis last."""
+        while self.processes:
+            self.processes[-1].stop()
+            self.processes.pop()
 
     def __enter__(self) -> LocalStack:
         try:

@@ -13,8 +13,6 @@ steps finish); the child dies with this process.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import signal
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from pydantic import ValidationError
 from services.common.logs import configure_logging, get_logger
 from services.common.settings import PeerAddresses, load_settings, parse_overrides
 from services.orchestrator.celery_app import WorkerSettings
+from startctl.processes import die_with_parent
 
 
 def worker(
@@ -87,7 +86,9 @@ def supervise_worker(argv: list[str]) -> int:
     delay = 1.0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        # SIGKILL: the supervisor is gone, and the worker's steps are acknowledged late,
+        # so a killed worker loses nothing.
+        child = subprocess.Popen(argv, preexec_fn=die_with_parent(signal.SIGKILL))
         code = child.wait()
         if stopping or code == 0:
             return code
@@ -96,9 +97,3 @@ def supervise_worker(argv: list[str]) -> int:
         log.error("celery worker exited; restarting it", exit_code=code, restart_in_s=delay)
         time.sleep(delay)
         delay = min(30.0, delay * 2)
-
-
-def _die_with_parent() -> None:
-    """In the child: receive SIGKILL when the supervisor dies, so no worker is orphaned (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

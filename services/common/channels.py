@@ -1,26 +1,89 @@
-"""Client channels to START services, configured once (message size, keepalive)."""
+"""Client channels to START services, configured once (message size, keepalive), and the
+keepalive policy both ends of every channel agree on.
+
+Keepalive: a worker holds its channels open for hours, often idle or waiting on a long
+call, so the client pings every `keepalive_time_ms()` (30 s), with or without calls in
+flight and without gRPC's default cap of two pings between data frames, and drops a
+connection whose ping goes unanswered (a frozen or vanished peer) rather than wait on it.
+A gRPC server takes a ping sooner than it expects for abuse, and at the third such
+strike answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings", failing the calls in flight; by
+default it expects pings at most every five minutes, and every two hours on a
+connection with no call. So the servers (services/common/runtime.py) take
+`server_keepalive_options()`, which accept a ping every half of the clients' interval,
+calls or none. The numbers live here only; `START_GRPC_KEEPALIVE_TIME_MS` changes them
+for both ends at once (the tests shorten it to a second).
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
+KEEPALIVE_TIME_ENV = "START_GRPC_KEEPALIVE_TIME_MS"
+DEFAULT_KEEPALIVE_TIME_MS = 30_000
+# A ping not answered within this closes the connection; the next call reconnects.
+KEEPALIVE_TIMEOUT_MS = 20_000
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def keepalive_time_ms() -> int:
+    """How often clients ping an idle connection: START_GRPC_KEEPALIVE_TIME_MS, else 30 s."""
+    raw = os.environ.get(KEEPALIVE_TIME_ENV, "")
+    if not raw:
+        return DEFAULT_KEEPALIVE_TIME_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 100:
+        raise ValueError(f"{KEEPALIVE_TIME_ENV} must be a whole number of milliseconds >= 100, not {raw!r}")
+    return value
+
+
+def keepalive_timeout_ms() -> int:
+    """How long a ping may go unanswered: 20 s, or twice a shorter interval."""
+    return min(KEEPALIVE_TIMEOUT_MS, 2 * keepalive_time_ms())
+
+
+def client_options() -> list[tuple[str, Any]]:
+    """Channel arguments of every client channel."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", keepalive_time_ms()),
+        ("grpc.keepalive_timeout_ms", keepalive_timeout_ms()),
+        # The timeout gRPC (1.85) actually applies to an unanswered ping: without it, one
+        # minute, whatever keepalive_timeout_ms says.
+        ("grpc.http2.ping_timeout_ms", keepalive_timeout_ms()),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # No cap on pings between data frames: by default gRPC stops pinging an idle
+        # connection after two, and a peer that froze after that goes unnoticed.
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def server_keepalive_options() -> list[tuple[str, Any]]:
+    """Server channel arguments that accept the clients' pings (see the module docstring)."""
+    return [
+        # Idle connections (no call in flight) count as active ones for the ping policy;
+        # without it the server expects at most one ping in two hours on them.
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Half the clients' interval: a ping that arrives a little early (a busy host, a
+        # timer's slack) is still no strike.
+        ("grpc.http2.min_ping_interval_without_data_ms", keepalive_time_ms() // 2),
+    ]
 
 
 def channel(addr: str) -> grpc.Channel:
-    return grpc.insecure_channel(addr, options=_OPTIONS)
+    return grpc.insecure_channel(addr, options=client_options())
 
 
 def aio_channel(addr: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(addr, options=_OPTIONS)
+    return grpc.aio.insecure_channel(addr, options=client_options())
 
 
 def wait_serving(addr: str, timeout_s: float = 60.0, service: str = "") -> None:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.common.channels import server_keepalive_options
 from services.common.errors import ServiceError
 from services.common.logs import configure_logging, get_logger
 from services.common.settings import ServiceSettings
@@ -43,6 +44,8 @@ def grpc_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", size),
         ("grpc.max_send_message_length", size),
         ("grpc.so_reuseport", 0),
+        # The clients' keepalive pings must never count as abuse (GOAWAY too_many_pings).
+        *server_keepalive_options(),
     ]
 
 

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -110,6 +111,8 @@ class SandboxBroken(Exception):
 
 
 GVISOR_PROC_VERSION = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"
+# Every sandbox container's id starts with this; `sweep_stopped_containers` goes by it.
+CONTAINER_PREFIX = "start-sbx-"
 FIRST_EXECUTION_UID = 60000
 
 
@@ -134,11 +137,42 @@ def gvisor_launcher(runsc: str, state_dir: Path, platform: str, spec: BundleSpec
     runsc_root = state_dir / "runsc"
     base = [runsc, "--root", str(runsc_root), "--platform", platform, "--ignore-cgroups"]
     path = os.environ.get("PATH", "/usr/bin:/bin")
+    sweep_stopped_containers(base, {"PATH": path})
     return Launcher(
         argv=lambda cid: [*base, "--network=none", "run", "--bundle", str(bundle), cid],
         env=lambda slot: {"PATH": path},
         cleanup=lambda cid: [*base, "delete", "--force", cid],
     )
+
+
+def sweep_stopped_containers(runsc: list[str], env: dict[str, str]) -> list[str]:
+    """Delete what is left of sandboxes that died without their clean-up; their ids.
+
+    A sandbox service stopped by SIGTERM deletes its containers (`Sandbox.close`), and one
+    killed outright leaves none running: each fork server exits when the service's end of
+    its stdin closes, and `runsc run` then deletes its container. But a `runsc run` that
+    was itself SIGKILLed (its whole process tree killed, the OOM killer) leaves the
+    container's state under the runsc root, listed as "stopped" forever. Only stopped
+    containers are swept: a created or running one may belong to another sandbox service
+    that shares this state directory.
+    """
+    try:
+        listed = subprocess.run(
+            [*runsc, "list", "--format=json"], capture_output=True, text=True, env=env, timeout=30, check=True
+        )
+        containers = json.loads(listed.stdout) or []
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []  # no runsc root yet (a first start) or an unreadable one: nothing to sweep
+    stale = [
+        c["id"] for c in containers
+        if str(c.get("id", "")).startswith(CONTAINER_PREFIX) and c.get("status") == "stopped"
+    ]
+    for cid in stale:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([*runsc, "delete", "--force", cid], capture_output=True, env=env, timeout=30)
+    if stale:
+        log.info("deleted stopped sandbox containers left by an earlier run", count=len(stale))
+    return stale
 
 
 def process_launcher(state_dir: Path, spec: BundleSpec, unshare_net: bool, isolated: bool) -> Launcher:
@@ -213,7 +247,7 @@ class Sandbox:
     def __init__(self, launcher: Launcher, slot: int) -> None:
         self.launcher = launcher
         self.slot = slot
-        self.cid = f"start-sbx-{uuid.uuid4().hex[:12]}"
+        self.cid = f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
         self.proc: asyncio.subprocess.Process | None = None
         self.executions = 0
         self.broken = False

@@ -16,6 +16,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from startctl.processes import stop_children_on_signals
+
 # name -> module under startctl.bench; imported only when run (some load heavy engines).
 BENCHMARKS: dict[str, str] = {}
 
@@ -39,7 +41,9 @@ def register(name: str, module: str) -> None:
             # Written to a file or a pipe (and to runs/bench-*-latest.txt): full column names,
             # not rich's 80-column guess that cuts "problems" to "pro…".
             console = Console(stderr=json_out, record=True, width=200)
-        figures = importlib.import_module(f"startctl.bench.{module}").run(console)
+        # SIGTERM, SIGINT and SIGHUP unwind the benchmark, so the stacks it started stop.
+        with stop_children_on_signals():
+            figures = importlib.import_module(f"startctl.bench.{module}").run(console)
         save_results(name, console, figures)
         if json_out:
             print(json.dumps(figures))
