@@ -6,6 +6,8 @@ It imports the heavy packages once, then forks the child for the next execution 
 time (a fork costs tens of ms under gVisor; paid between executions). That child:
 
 - starts a new session (its own process group), so it and everything it spawns die together;
+- gets its own IPC namespace (SysV shared memory, message queues, semaphores, POSIX
+  message queues), which dies with it;
 - gets a fresh, private scratch directory and an environment with nothing from the caller;
 - gets rlimits (CPU seconds, address space, processes, file size, open files);
 - drops to an unprivileged uid, so it can neither signal this server nor read its memory,
@@ -14,9 +16,10 @@ time (a fork costs tens of ms under gVisor; paid between executions). That child
   from the clean, pre-imported state of the fork.
 
 After the child exits (or hits its wall time or output cap) every process of the
-unprivileged uid is killed and reaped and the scratch directory is removed, so nothing
-reaches the next execution. Anything odd (a survivor, a failed clean-up) is reported as
-`clean: false` and the host retires this sandbox.
+unprivileged uid is killed and reaped, the scratch directory is removed, and so is anything
+the uid made in the directories every uid may write to (a pod's /tmp and /dev/shm; under
+runsc there are none), so nothing reaches the next execution. Anything odd (a survivor, a
+failed clean-up) is reported as `clean: false` and the host retires this sandbox.
 
 This file is stdlib-only on purpose: it is mounted read-only into the sandbox and run by
 the sandbox's interpreter, never imported by the service.
@@ -32,6 +35,7 @@ import resource
 import selectors
 import shutil
 import signal
+import stat
 import struct
 import sys
 import time
@@ -45,8 +49,12 @@ SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 # In a pod the network namespace is the pod's: each execution gets an empty one instead.
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
 CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
 HEADER = struct.Struct(">I")
+# Directories any uid may write to. Those that are writable here (a pod's /tmp, /dev/shm)
+# are swept of what the execution uid made; under runsc they are read-only or root's.
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 
 
 def read_exact(stream, size: int) -> bytes:  # noqa: ANN001 - a binary file object
@@ -122,12 +130,15 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
         os.dup2(stdin_fd, 4)
         os.closerange(5, 1 << 16)
         os.chdir(scratch)
-        if UNSHARE_NET:
+        # A fresh IPC namespace: the SysV and POSIX IPC objects of this execution are its
+        # own and go with it. Needs root (CAP_SYS_ADMIN), like the uid drop below.
+        namespaces = (CLONE_NEWIPC if os.geteuid() == 0 else 0) | (CLONE_NEWNET if UNSHARE_NET else 0)
+        if namespaces:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+            if libc.unshare(namespaces) != 0:
+                raise OSError(ctypes.get_errno(), f"unshare({namespaces:#x}) failed")
         if os.geteuid() == 0:
             os.setgroups([])
             os.setgid(EXECUTION_UID)
@@ -246,7 +257,7 @@ def vm_size() -> int:
     return 0
 
 
-def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
+def run_one(zygote: Zygote, req: dict, wakeup: int, shared: list[str]) -> dict:
     limit = req["output_limit_bytes"]
     out_r, err_r = zygote.out_r, zygote.err_r
     buffers = {out_r: bytearray(), err_r: bytearray()}
@@ -303,6 +314,7 @@ def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
         shutil.rmtree(zygote.scratch)
     except OSError:
         clean = False
+    clean = remove_leftovers(shared) and clean
 
     exit_code = os.waitstatus_to_exitcode(wait_status)
     stdout, stderr = bytes(buffers[out_r]), bytes(buffers[err_r])
@@ -318,6 +330,51 @@ def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
         "wall_ms": wall_ms,
         "clean": clean,
     }
+
+
+def shared_writable_dirs() -> list[str]:
+    """The directories of SHARED_WRITABLE that an execution could actually write to here."""
+    found = []
+    for path in SHARED_WRITABLE:
+        try:
+            mode, flags = os.stat(path).st_mode, os.statvfs(path).f_flag
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not flags & os.ST_RDONLY:
+            found.append(path)
+    return found
+
+
+def remove_leftovers(directories: list[str]) -> bool:
+    """Remove what the execution uid made in the shared writable directories; True when all went.
+
+    The uid can only create entries where it may write: in these directories, in what it
+    made there (removed whole), and in world-writable directories below them (searched).
+    """
+    clean = True
+    pending = list(directories)
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:  # gone, or a host socket gVisor will not stat: not the uid's
+                continue
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if info.st_uid == EXECUTION_UID:
+                try:
+                    if is_dir:
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    clean = False
+            elif is_dir and info.st_mode & stat.S_IWOTH:
+                pending.append(entry.path)
+    return clean
 
 
 def drain(fd: int) -> None:
@@ -358,6 +415,8 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     preload()
     sweep()  # a previous server with this uid may have left executions behind
+    shared = shared_writable_dirs()
+    remove_leftovers(shared)
     seq = 1
     zygote = Zygote(seq)
     write_frame(channel_out, {"ready": True, "pid": os.getpid()})
@@ -366,7 +425,7 @@ def main() -> None:
         if request is None:
             return
         try:
-            reply = run_one(zygote, request, wake_r)
+            reply = run_one(zygote, request, wake_r, shared)
         except Exception as exc:  # noqa: BLE001 - reported; the host retires this sandbox
             reply = {"status": "SANDBOX_ERROR", "error": repr(exc), "clean": False}
         write_frame(channel_out, reply)
