@@ -32,8 +32,12 @@ SITE = "/opt/site-packages"
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
 SYSTEM_LIBS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu")
 # Capabilities the fork server needs: drop to the unprivileged uid, kill and reap its
-# processes, and remove what they wrote. Executions themselves run without any.
-CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
+# processes, remove what they wrote, and give each execution its own IPC namespace
+# (unshare(CLONE_NEWIPC) needs CAP_SYS_ADMIN; gVisor's, not the host's). Executions
+# themselves run without any.
+CAPABILITIES = [
+    "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SYS_ADMIN",
+]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ clean-up). Callers beyond the pool's size wait in a bounded queue; beyond that t
 
 Inside a pod that already runs under gVisor (`isolation=pod`, RuntimeClass gvisor) the fork
 servers run as child processes of the service instead, each with its own execution uid,
-scratch directory and per-execution network namespace. `trusted` mode runs them the same
+scratch directory and per-execution network and IPC namespaces. `trusted` mode runs them the same
 way on a host without gVisor, for code known to be trusted; it must be asked for.
 """
 
@@ -224,7 +224,7 @@ def make_launcher(
         if os.geteuid() != 0:
             raise FailedPrecondition(
                 "isolation=pod needs root inside the (gVisor) pod to run each execution as its own "
-                "unprivileged uid in its own network namespace: run the container as uid 0 with "
+                "unprivileged uid in its own network and IPC namespaces: run the container as uid 0 with "
                 "capabilities SETUID, SETGID, KILL, CHOWN, DAC_OVERRIDE, FOWNER, SYS_ADMIN."
             )
         return process_launcher(state_dir, spec, unshare_net=True, isolated=running_under_gvisor())

@@ -6,6 +6,8 @@ It imports the heavy packages once, then forks the child for the next execution 
 time (a fork costs tens of ms under gVisor; paid between executions). That child:
 
 - starts a new session (its own process group), so it and everything it spawns die together;
+- gets its own IPC namespace (SysV shared memory, message queues, semaphores, POSIX
+  message queues), which dies with it;
 - gets a fresh, private scratch directory and an environment with nothing from the caller;
 - gets rlimits (CPU seconds, address space, processes, file size, open files);
 - drops to an unprivileged uid, so it can neither signal this server nor read its memory,
@@ -13,10 +15,22 @@ time (a fork costs tens of ms under gVisor; paid between executions). That child
 - waits for its request, applies the request's limits and runs the code as `__main__`
   from the clean, pre-imported state of the fork.
 
+Why children are forked from a zygote and not from this server: a child starts as a copy of
+the memory of the process it is forked from, and this server has read every request (the
+code, stdin) and every reply (the output). Dropping references is not enough, since freed
+memory keeps its bytes and a program can read its own memory. So right after the preload,
+before any request is read, the server forks a zygote: a template process that never
+receives a request, a reply or any output. For each execution the server makes the child's
+scratch directory and pipes and passes their ends to the zygote over a socketpair
+(SCM_RIGHTS); the zygote forks the child with them and reports its pid, then its exit
+status. The server writes the request into the child's pipe and reads its output, as
+before; whatever it holds never reaches a child.
+
 After the child exits (or hits its wall time or output cap) every process of the
-unprivileged uid is killed and reaped and the scratch directory is removed, so nothing
-reaches the next execution. Anything odd (a survivor, a failed clean-up) is reported as
-`clean: false` and the host retires this sandbox.
+unprivileged uid is killed and reaped, the scratch directory is removed, and so is anything
+the uid made in the directories every uid may write to (a pod's /tmp and /dev/shm; under
+runsc there are none), so nothing reaches the next execution. Anything odd (a survivor, a
+failed clean-up) is reported as `clean: false` and the host retires this sandbox.
 
 This file is stdlib-only on purpose: it is mounted read-only into the sandbox and run by
 the sandbox's interpreter, never imported by the service.
@@ -32,6 +46,8 @@ import resource
 import selectors
 import shutil
 import signal
+import socket
+import stat
 import struct
 import sys
 import time
@@ -45,8 +61,14 @@ SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 # In a pod the network namespace is the pod's: each execution gets an empty one instead.
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
 CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
 HEADER = struct.Struct(">I")
+# What the zygote reports about a child: (pid, 0) once forked, then (pid, wait status).
+CHILD_EVENT = struct.Struct(">ii")
+# Directories any uid may write to. Those that are writable here (a pod's /tmp, /dev/shm)
+# are swept of what the execution uid made; under runsc they are read-only or root's.
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 
 
 def read_exact(stream, size: int) -> bytes:  # noqa: ANN001 - a binary file object
@@ -83,33 +105,95 @@ def preload() -> None:
         sympy.simplify(sympy.Symbol("x") ** 2 - 1)
 
 
-class Zygote:
-    """A child forked ahead of time, waiting for its request: the fork (tens of ms under
-    gVisor with sympy in memory) is paid between executions, not during one."""
+class Child:
+    """An execution's process, forked ahead of time and waiting for its request on `req_w`."""
 
-    def __init__(self, seq: int) -> None:
-        self.scratch = os.path.join(SCRATCH_ROOT, f"run-{seq}")
-        os.mkdir(self.scratch, 0o700)
-        if os.geteuid() == 0:
-            os.chown(self.scratch, EXECUTION_UID, EXECUTION_UID)
-        stdin_path = os.path.join(SCRATCH_ROOT, f"stdin-{seq}")
-        stdin_fd = os.open(stdin_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.unlink(stdin_path)
-        req_r, self.req_w = os.pipe()
-        self.out_r, out_w = os.pipe()
-        self.err_r, err_w = os.pipe()
-        self.base_vm = vm_size()
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.close(self.req_w)
-            child_main(self.scratch, self.base_vm, req_r, stdin_fd, out_w, err_w)
-        for fd in (req_r, stdin_fd, out_w, err_w):
-            os.close(fd)
+    def __init__(self, pid: int, scratch: str, req_w: int, out_r: int, err_r: int) -> None:
+        self.pid = pid
+        self.scratch = scratch
+        self.req_w = req_w
+        self.out_r = out_r
+        self.err_r = err_r
 
     def start(self, req: dict) -> None:
         body = json.dumps(req).encode()
         with os.fdopen(self.req_w, "wb") as pipe:
             pipe.write(HEADER.pack(len(body)) + body)
+
+
+class Zygote:
+    """The template every child is forked from (see the module docstring for why).
+
+    Forked from the server after the preload and before the first request; it only ever
+    receives a scratch path and four file descriptors, so its memory, and every child's
+    at fork time, is the preloaded state and nothing of any execution.
+    """
+
+    def __init__(self) -> None:
+        self.channel, theirs = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.channel.close()
+            zygote_main(theirs)
+        theirs.close()
+
+    def spawn(self, seq: int) -> Child:
+        """The child for the next execution, with a fresh scratch directory and pipes."""
+        scratch = os.path.join(SCRATCH_ROOT, f"run-{seq}")
+        os.mkdir(scratch, 0o700)
+        if os.geteuid() == 0:
+            os.chown(scratch, EXECUTION_UID, EXECUTION_UID)
+        stdin_path = os.path.join(SCRATCH_ROOT, f"stdin-{seq}")
+        stdin_fd = os.open(stdin_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(stdin_path)
+        req_r, req_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        child_ends = [req_r, stdin_fd, out_w, err_w]
+        try:
+            socket.send_fds(self.channel, [scratch.encode()], child_ends)
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        pid, _ = self._event()
+        return Child(pid, scratch, req_w, out_r, err_r)
+
+    def exit_status(self, child: Child) -> int:
+        """Wait for the zygote's word that the child exited (and was reaped); its wait status."""
+        pid, status = self._event()
+        if pid != child.pid:
+            raise RuntimeError(f"zygote reported pid {pid}, expected {child.pid}")
+        return status
+
+    def _event(self) -> tuple[int, int]:
+        data = self.channel.recv(CHILD_EVENT.size, socket.MSG_WAITALL)
+        if len(data) < CHILD_EVENT.size:
+            raise RuntimeError("the zygote is gone")
+        return CHILD_EVENT.unpack(data)
+
+
+def zygote_main(channel: socket.socket) -> None:
+    """In the zygote: fork a child per message, report its pid and its exit. Never returns."""
+    try:
+        # Nothing of the server's but the channel: not the host's pipes, not /dev/null's copy.
+        os.closerange(3, channel.fileno())
+        os.closerange(channel.fileno() + 1, 1 << 16)
+        while True:
+            message, fds, _, _ = socket.recv_fds(channel, 4096, 4)
+            if not message:  # the server is gone
+                os._exit(0)
+            base_vm = vm_size()
+            pid = os.fork()
+            if pid == 0:
+                channel.close()
+                child_main(message.decode(), base_vm, *fds)
+            for fd in fds:
+                os.close(fd)
+            channel.sendall(CHILD_EVENT.pack(pid, 0))
+            _, status = os.waitpid(pid, 0)
+            channel.sendall(CHILD_EVENT.pack(pid, status))
+    except BaseException:  # noqa: BLE001 - the server sees the channel close and gives up
+        os._exit(1)
 
 
 def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: int, err_w: int) -> None:
@@ -122,19 +206,21 @@ def child_main(scratch: str, base_vm: int, req_fd: int, stdin_fd: int, out_w: in
         os.dup2(stdin_fd, 4)
         os.closerange(5, 1 << 16)
         os.chdir(scratch)
-        if UNSHARE_NET:
+        # A fresh IPC namespace: the SysV and POSIX IPC objects of this execution are its
+        # own and go with it. Needs root (CAP_SYS_ADMIN), like the uid drop below.
+        namespaces = (CLONE_NEWIPC if os.geteuid() == 0 else 0) | (CLONE_NEWNET if UNSHARE_NET else 0)
+        if namespaces:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+            if libc.unshare(namespaces) != 0:
+                raise OSError(ctypes.get_errno(), f"unshare({namespaces:#x}) failed")
         if os.geteuid() == 0:
             os.setgroups([])
             os.setgid(EXECUTION_UID)
             os.setuid(EXECUTION_UID)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
         with os.fdopen(3, "rb") as pipe:
             req = read_frame(pipe)
         if req is None:  # the server went away before using this child
@@ -246,25 +332,21 @@ def vm_size() -> int:
     return 0
 
 
-def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
+def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
     limit = req["output_limit_bytes"]
-    out_r, err_r = zygote.out_r, zygote.err_r
+    out_r, err_r = child.out_r, child.err_r
     buffers = {out_r: bytearray(), err_r: bytearray()}
     selector = selectors.DefaultSelector()
     for fd in buffers:
         os.set_blocking(fd, False)
         selector.register(fd, selectors.EVENT_READ)
-    # SIGCHLD writes to `wakeup`, so the child's exit ends the select at once.
-    selector.register(wakeup, selectors.EVENT_READ)
+    # The zygote's report of the child's exit ends the select at once.
+    selector.register(zygote.channel, selectors.EVENT_READ)
     started = time.monotonic()
-    zygote.start(req)
+    child.start(req)
     deadline = started + req["timeout_s"]
     status, wait_status, over = None, None, False
     while True:
-        if wait_status is None:
-            done, wstatus = os.waitpid(zygote.pid, os.WNOHANG)
-            if done:
-                wait_status = wstatus
         now = time.monotonic()
         if now >= deadline:
             status = "TIMEOUT"
@@ -274,8 +356,9 @@ def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
         events = selector.select(0 if wait_status is not None else deadline - now)
         got_output = False
         for key, _ in events:
-            if key.fd == wakeup:
-                drain(wakeup)
+            if key.fd == zygote.channel.fileno():
+                wait_status = zygote.exit_status(child)
+                selector.unregister(zygote.channel)
                 continue
             chunk = os.read(key.fd, 65536)
             if not chunk:
@@ -292,17 +375,20 @@ def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
             break
     wall_ms = (time.monotonic() - started) * 1000
     if wait_status is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(zygote.pid, signal.SIGKILL)
-        _, wait_status = os.waitpid(zygote.pid, 0)
+        # The process group, and the child itself in case it has not reached setsid yet.
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError):
+                kill(child.pid, signal.SIGKILL)
+        wait_status = zygote.exit_status(child)
     clean = sweep()
     selector.close()
     for fd in buffers:
         os.close(fd)
     try:
-        shutil.rmtree(zygote.scratch)
+        shutil.rmtree(child.scratch)
     except OSError:
         clean = False
+    clean = remove_leftovers(shared) and clean
 
     exit_code = os.waitstatus_to_exitcode(wait_status)
     stdout, stderr = bytes(buffers[out_r]), bytes(buffers[err_r])
@@ -320,12 +406,49 @@ def run_one(zygote: Zygote, req: dict, wakeup: int) -> dict:
     }
 
 
-def drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
+def shared_writable_dirs() -> list[str]:
+    """The directories of SHARED_WRITABLE that an execution could actually write to here."""
+    found = []
+    for path in SHARED_WRITABLE:
+        try:
+            mode, flags = os.stat(path).st_mode, os.statvfs(path).f_flag
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not flags & os.ST_RDONLY:
+            found.append(path)
+    return found
+
+
+def remove_leftovers(directories: list[str]) -> bool:
+    """Remove what the execution uid made in the shared writable directories; True when all went.
+
+    The uid can only create entries where it may write: in these directories, in what it
+    made there (removed whole), and in world-writable directories below them (searched).
+    """
+    clean = True
+    pending = list(directories)
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:  # gone, or a host socket gVisor will not stat: not the uid's
+                continue
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if info.st_uid == EXECUTION_UID:
+                try:
+                    if is_dir:
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    clean = False
+            elif is_dir and info.st_mode & stat.S_IWOTH:
+                pending.append(entry.path)
+    return clean
 
 
 def classify(exit_code: int, stderr: bytes) -> str:
@@ -351,27 +474,25 @@ def main() -> None:
     for fd in (0, 1):
         os.dup2(devnull, fd)
     os.makedirs(SCRATCH_ROOT, mode=0o711, exist_ok=True)
-    wake_r, wake_w = os.pipe()
-    for fd in (wake_r, wake_w):
-        os.set_blocking(fd, False)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w)
     preload()
     sweep()  # a previous server with this uid may have left executions behind
+    shared = shared_writable_dirs()
+    remove_leftovers(shared)
+    zygote = Zygote()  # before the first request is read: see the module docstring
     seq = 1
-    zygote = Zygote(seq)
+    child = zygote.spawn(seq)
     write_frame(channel_out, {"ready": True, "pid": os.getpid()})
     while True:
         request = read_frame(channel_in)
         if request is None:
             return
         try:
-            reply = run_one(zygote, request, wake_r)
+            reply = run_one(zygote, child, request, shared)
         except Exception as exc:  # noqa: BLE001 - reported; the host retires this sandbox
             reply = {"status": "SANDBOX_ERROR", "error": repr(exc), "clean": False}
         write_frame(channel_out, reply)
         seq += 1
-        zygote = Zygote(seq)
+        child = zygote.spawn(seq)
 
 
 if __name__ == "__main__":

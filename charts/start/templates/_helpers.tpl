@@ -79,8 +79,8 @@ seccompProfile:
 The one exception to non-root: the sandbox container runs with START_SANDBOX_ISOLATION=pod
 as root *inside its gVisor sandbox* (gVisor's user-space kernel, not the node's), so that
 it can run each execution under its own unprivileged uid in its own empty network
-namespace. It keeps a read-only root, seccomp, and only the capabilities that needs
-(SYS_ADMIN for the network namespace). Kubernetes rejects allowPrivilegeEscalation: false
+namespace and its own IPC namespace. It keeps a read-only root, seccomp, and only the
+capabilities that needs (SYS_ADMIN for the two namespaces). Kubernetes rejects allowPrivilegeEscalation: false
 together with SYS_ADMIN, hence true.
 */}}
 {{- define "start.sandboxSecurityContext" -}}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.sandbox import leaks
 from tests.services.sandbox.conftest import SECRET_ENV
 
 pytestmark = pytest.mark.runsc
@@ -261,3 +262,30 @@ def test_big_files_and_filling_the_scratch_disk_fail_cleanly(sandbox):
     after = sandbox.run("import shutil\nprint(shutil.disk_usage('.').used < 64 * 1024 * 1024)\n")
     assert after["stdout"] == "True\n"
     sandbox.still_serving()
+
+
+# One run never sees the run before it (issue 14). These use the gRPC service's one warm
+# sandbox only: a one-shot CLI sandbox has no run before it.
+LEAVERS = {
+    "code": leaks.leave_in_code,
+    "module variable and output": leaks.leave_in_module_variable_and_output,
+    "SysV shm, message queue, semaphore": leaks.leave_in_sysv_ipc,
+    "POSIX message queue, /dev/shm, /tmp": leaks.leave_in_posix_ipc_and_files,
+    "environment": leaks.leave_in_environment,
+}
+
+
+@pytest.mark.parametrize("left_in", list(LEAVERS))
+def test_the_next_run_on_the_same_sandbox_finds_nothing_of_the_run_before(grpc_sandbox, left_in):
+    seed = leaks.new_seed()
+    first = grpc_sandbox.run(LEAVERS[left_in](seed))
+    assert first["status"] == "OK", first
+    assert "made False" not in first["stdout"], f"run A could not leave its marker: {first['stdout']}"
+    second = grpc_sandbox.run(leaks.search_everywhere(seed), timeout_s=60)
+    assert second["status"] == "OK", second
+    assert leaks.run_number(second["stdout"]) == leaks.run_number(first["stdout"]) + 1, (
+        "run B must be the next execution on run A's sandbox"
+    )
+    assert "scanned True" in second["stdout"], "run B must have read its own memory"
+    assert "found []" in second["stdout"], f"run B found run A's marker ({left_in}): {second['stdout']}"
+    grpc_sandbox.still_serving()

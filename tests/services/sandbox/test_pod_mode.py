@@ -14,6 +14,7 @@ import pytest
 from services.common.errors import FailedPrecondition
 from services.sandbox.bundle import BundleSpec
 from services.sandbox.executor import make_launcher
+from tests.services.sandbox import leaks
 
 POD_SCRIPT = r'''
 import asyncio, json, os
@@ -48,16 +49,43 @@ asyncio.run(main())
 '''
 
 
-@pytest.mark.runsc
-@pytest.mark.slow
-def test_pod_mode_gives_each_sandbox_its_own_uid_network_and_scratch(tmp_path):
+# Runs the given programs one after the other on a pool of one fork server.
+POD_SEQUENCE_SCRIPT = r'''
+import asyncio, json, os, sys
+from services.sandbox.server import Settings, build_pool
+from services.sandbox.executor import Execution, Limits
+
+os.chmod("/root", 0o755)  # as in POD_SCRIPT
+
+async def main():
+    pool = build_pool(Settings(isolation="pod", pool_size=1, preload="", state_dir="/tmp/pod-state"))
+    await pool.start()
+    try:
+        limits = Limits(timeout_s=60, cpu_s=60)
+        results = [await pool.execute(Execution(code, limits=limits)) for code in json.loads(sys.argv[1])]
+    finally:
+        await pool.close()
+    print(json.dumps([r.as_dict() for r in results]))
+
+asyncio.run(main())
+'''
+
+
+def run_in_pod(tmp_path, script: str, *args: str) -> list[dict]:
+    """Run a script as the sandbox pod would (root inside a gVisor container); its last line's JSON."""
     done = subprocess.run(
         ["runsc", "--root", str(tmp_path), "--network=none", "--ignore-cgroups", "do",
-         sys.executable, "-c", POD_SCRIPT],
+         sys.executable, "-c", script, *args],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "SANDBOX_TEST_SECRET": "s3"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    probes = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.runsc
+@pytest.mark.slow
+def test_pod_mode_gives_each_sandbox_its_own_uid_network_and_scratch(tmp_path):
+    probes = run_in_pod(tmp_path, POD_SCRIPT)
     first, second, looping = probes
     assert first["status"] == second["status"] == "OK", probes
     uids = {first["stdout"].split()[0], second["stdout"].split()[0]}
@@ -72,3 +100,26 @@ def test_pod_mode_gives_each_sandbox_its_own_uid_network_and_scratch(tmp_path):
 def test_pod_mode_refuses_to_run_outside_gvisor(tmp_path):
     with pytest.raises(FailedPrecondition, match="not running under gVisor"):
         make_launcher("pod", False, "runsc", tmp_path, "ptrace", BundleSpec())
+
+
+@pytest.mark.runsc
+@pytest.mark.slow
+def test_pod_mode_runs_find_nothing_of_the_run_before(tmp_path):
+    # In a pod /tmp is writable by every uid and the IPC namespace is the pod's: both were
+    # ways for one run to hand data to the next.
+    leavers = [leaks.leave_in_code, leaks.leave_in_sysv_ipc, leaks.leave_in_posix_ipc_and_files]
+    seeds = [leaks.new_seed() for _ in leavers]
+    programs = []
+    for leave, seed in zip(leavers, seeds, strict=True):
+        programs += [leave(seed), leaks.search_everywhere(seed)]
+    results = run_in_pod(tmp_path, POD_SEQUENCE_SCRIPT, json.dumps(programs))
+    found = {}
+    for leave, first, second in zip(leavers, results[::2], results[1::2], strict=True):
+        assert first["status"] == second["status"] == "OK", results
+        assert "made False" not in first["stdout"], first
+        assert leaks.run_number(second["stdout"]) == leaks.run_number(first["stdout"]) + 1
+        assert "scanned True" in second["stdout"], second
+        if "found []" not in second["stdout"]:
+            found[leave.__name__] = second["stdout"].splitlines()[1]
+    assert found == {}, "a run found what the run before it left"
+    assert "wrote /tmp" in results[4]["stdout"], "in a pod /tmp is writable: the clean-up must be what holds"
