@@ -74,37 +74,42 @@ def _field_value(field: FieldDescriptor, depth: int) -> st.SearchStrategy:
     return _SCALARS[field.type]
 
 
+def _set_field(draw: st.DrawFn, message: Message, field: FieldDescriptor, depth: int) -> None:
+    """Give one field of message a random value: a map's entries, a repeated field's
+    items, a nested message, or a scalar."""
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        entry_fields = field.message_type.fields_by_name
+        key_field, value_field = entry_fields["key"], entry_fields["value"]
+        keys, values = _field_value(key_field, depth), _field_value(value_field, depth)
+        target = getattr(message, field.name)
+        for key, entry in draw(st.dictionaries(keys, values, max_size=3)).items():
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                target[key].CopyFrom(entry)
+            else:
+                target[key] = entry
+        return
+    value = _field_value(field, depth)
+    if field.is_repeated:
+        items = draw(st.lists(value, max_size=3))
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in items:
+                getattr(message, field.name).add().CopyFrom(item)
+        else:
+            getattr(message, field.name).extend(items)
+    elif field.type == FieldDescriptor.TYPE_MESSAGE:
+        getattr(message, field.name).CopyFrom(draw(value))
+    else:
+        setattr(message, field.name, draw(value))
+
+
 @st.composite
 def _message(draw: st.DrawFn, descriptor: Descriptor, depth: int) -> Message:
     message = GetMessageClass(descriptor)()
     if depth > 3:
         return message
     for field in descriptor.fields:
-        if not draw(st.booleans()):
-            continue
-        value = _field_value(field, depth)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            entry_fields = field.message_type.fields_by_name
-            key_field, value_field = entry_fields["key"], entry_fields["value"]
-            keys, values = _field_value(key_field, depth), _field_value(value_field, depth)
-            entries = draw(st.dictionaries(keys, values, max_size=3))
-            target = getattr(message, field.name)
-            for key, entry in entries.items():
-                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                    target[key].CopyFrom(entry)
-                else:
-                    target[key] = entry
-        elif field.is_repeated:
-            items = draw(st.lists(value, max_size=3))
-            if field.type == FieldDescriptor.TYPE_MESSAGE:
-                for item in items:
-                    getattr(message, field.name).add().CopyFrom(item)
-            else:
-                getattr(message, field.name).extend(items)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            getattr(message, field.name).CopyFrom(draw(value))
-        else:
-            setattr(message, field.name, draw(value))
+        if draw(st.booleans()):
+            _set_field(draw, message, field, depth)
     return message
 
 
@@ -132,21 +137,8 @@ def _mutant(draw: st.DrawFn, seed: Message) -> Message:
         parent = message
         for step in path[:-1]:
             parent = getattr(parent, step.name)
-        field = path[-1]
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            parent.ClearField(field.name)
-        elif field.is_repeated:
-            parent.ClearField(field.name)
-            items = draw(st.lists(_field_value(field, len(path)), max_size=3))
-            if field.type == FieldDescriptor.TYPE_MESSAGE:
-                for item in items:
-                    getattr(parent, field.name).add().CopyFrom(item)
-            else:
-                getattr(parent, field.name).extend(items)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            getattr(parent, field.name).CopyFrom(draw(_field_value(field, len(path))))
-        else:
-            setattr(parent, field.name, draw(_field_value(field, len(path))))
+        parent.ClearField(path[-1].name)
+        _set_field(draw, parent, path[-1], len(path))
     return message
 
 
