@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the platform needs on a fresh Debian machine, idempotently:
-# gVisor's runsc and redis-server from Debian (when root), and a virtual environment in
+# gVisor's runsc, redis-server and a headless chromium with its driver (the review page's
+# browser tests) from Debian (when root), and a virtual environment in
 # .venv with the project, vLLM's CPU build and the dev tools. Re-runs only when
 # pyproject.toml changes.
 set -euo pipefail
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${missing[*]} from Debian"
