@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,10 +49,16 @@ ServiceStarter = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
-def start_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStarter]:
+def service_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's services write their logs (`NAME.log`), for tests that read them."""
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
+def start_service(service_log_dir: Path) -> Iterator[ServiceStarter]:
     """Start `startctl serve NAME` with env settings; returns its address. Stopped at the end."""
     started: list[LocalProcess] = []
-    log_dir = tmp_path_factory.mktemp("service-logs")
+    log_dir = service_log_dir
 
     def start(name: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> str:
         port = free_port()

@@ -108,6 +108,19 @@ def peers(start_service, generation_addr: str) -> dict[str, str]:
     }
 
 
+def content_in_logs(frame, log_dirs: list[Path]) -> list[str]:  # noqa: ANN001
+    """Questions, tool code and tool outputs of a job's results found in any log line above
+    debug (services/common/logs.py keeps them out)."""
+    secrets = set(frame["question"])
+    for spans in frame["spans"]:
+        secrets |= {s["text"].strip() for s in spans if s["kind"] in ("tool_code", "tool_output")}
+    secrets = {s for s in secrets if len(s) >= 12}  # long enough not to occur by chance
+    assert secrets, "the job produced questions and tool calls to look for"
+    logs = "\n".join(p.read_text(errors="replace") for d in log_dirs for p in d.glob("*.log"))
+    assert "rpc" in logs or "listening" in logs, "the services' logs were read"
+    return sorted(s[:60] for s in secrets if s in logs)
+
+
 @pytest.fixture
 def platform(peers: dict[str, str], tmp_path: Path) -> Iterator[Platform]:
     running = Platform(peers, tmp_path)
@@ -149,7 +162,9 @@ def finished(job: opb.Job) -> int:
     return job.counts.done + job.counts.failed + job.counts.cancelled
 
 
-def test_job_from_the_cli_writes_parquet_results_pandas_and_datasets_read(platform: Platform, tmp_path: Path) -> None:
+def test_job_from_the_cli_writes_parquet_results_pandas_and_datasets_read(
+    platform: Platform, tmp_path: Path, service_log_dir: Path
+) -> None:
     problem_file = tmp_path / "problems.jsonl"
     problems = write_problem_file(problem_file, 6, seed=21)
     platform.start_worker()
@@ -179,6 +194,8 @@ def test_job_from_the_cli_writes_parquet_results_pandas_and_datasets_read(platfo
     assert manifest["arm"] == "hint-infer" and manifest["hint_library"].startswith("math@")
     assert manifest["problem_set_sha256"] and manifest["code_revision"]
     assert (job_dir / "report.md").exists()
+    leaked = content_in_logs(frame, [service_log_dir, platform.run_dir / "logs"])
+    assert not leaked, f"problem or tool content in the logs above debug: {leaked}"
 
     # Over gRPC: the episodes page by page, and one of them whole from the results.
     stub = platform.stub()
