@@ -34,6 +34,7 @@ from services.orchestrator.problemsets import (
     problem_set_from_problems,
     problems_table,
 )
+from services.orchestrator.url_policy import check_url_allowed
 from services.orchestrator.validate import validate_submit, with_defaults
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
@@ -50,6 +51,8 @@ class JobLimits:
     default_max_total_tokens: int
     default_max_tool_calls: int
     default_max_tool_output_chars: int
+    # Where problem sets may be read and results written (url_policy.py); None: anywhere.
+    allowed_url_prefixes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,16 @@ def validate_job(request: opb.SubmitJobRequest, limits: JobLimits) -> None:
     require(which is not None, "problems", "send problem_set (a URL) or inline problems")
     if which == "problem_set":
         require(bool(request.problem_set.url.strip()), "problem_set.url", "empty; a path or fsspec URL")
+        check_url_allowed("problem_set.url", request.problem_set.url, limits.allowed_url_prefixes)
         fmt = request.problem_set.format.lower()
         require(fmt in ("", *FORMATS), "problem_set.format", f"{fmt!r} unknown; use one of {', '.join(FORMATS)}")
     else:
         require(len(request.inline.problems) > 0, "inline.problems", "empty; send at least one problem")
+    if request.results_url:
+        allowed = limits.allowed_url_prefixes
+        if allowed is not None:
+            allowed = (*allowed, limits.results_url)  # the operator's own results root, always
+        check_url_allowed("results_url", request.results_url, allowed)
 
 
 def read_problem_set(request: opb.SubmitJobRequest) -> ProblemSet:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Annotated
 
 import grpc
 from celery import Celery
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.channels import aio_channel
 from services.common.episode import episode_change, new_episode
@@ -79,6 +80,18 @@ class Settings(ServiceSettings):
     controller: bool = Field(True, description="Run the jobs controller here (one front door leads at a time).")
     max_watch_interval_s: float = Field(60, gt=0, description="Longest interval between WatchJob messages.")
     rpc_timeout_s: float = Field(300, gt=0, description="Deadline of each call a Solve makes to a peer.")
+    allowed_url_prefixes: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated paths and URL prefixes that problem sets may be read from and results "
+        "written to (besides results_url); unset: any (a laptop). The chart always sets it (url_policy.py).",
+    )
+
+    @field_validator("allowed_url_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
@@ -212,6 +225,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             default_max_total_tokens=s.default_max_total_tokens,
             default_max_tool_calls=s.default_max_tool_calls,
             default_max_tool_output_chars=s.default_max_tool_output_chars,
+            allowed_url_prefixes=s.allowed_url_prefixes,
         )
 
     async def _provenance(self, library: str) -> Provenance:

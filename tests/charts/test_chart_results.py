@@ -29,6 +29,7 @@ def test_results_default_to_a_kept_pvc_mounted_where_the_orchestrator_writes(def
     assert volume["persistentVolumeClaim"] == {"claimName": "start-results"}
     assert {"name": "results", "mountPath": RESULTS_DIR} in container["volumeMounts"]
     assert env["START_ORCHESTRATOR_RESULTS_URL"] == RESULTS_DIR
+    assert env["START_ORCHESTRATOR_ALLOWED_URL_PREFIXES"] == RESULTS_DIR, "no other file is readable by a job"
     assert "envFrom" not in container
 
 
@@ -53,10 +54,11 @@ def test_a_read_write_many_volume_serves_several_front_doors_rolled_as_usual(ren
 
 
 def test_results_in_an_object_store_need_no_volume_and_take_credentials_from_a_secret(render) -> None:
-    objects = render({**OBJECT_STORE, "orchestrator": {"replicas": 3}})
+    objects = render({**OBJECT_STORE, "orchestrator": {"replicas": 3, "jobs": {"allowedUrlPrefixes": ["s3://acme-start/sets"]}}})
     assert "start-results" not in {c["metadata"]["name"] for c in of_kind(objects, "PersistentVolumeClaim")}
     deployment, container, env = _orchestrator(objects)
     assert env["START_ORCHESTRATOR_RESULTS_URL"] == "s3://acme-start/results"
+    assert env["START_ORCHESTRATOR_ALLOWED_URL_PREFIXES"] == "s3://acme-start/results,s3://acme-start/sets"
     assert container["envFrom"] == [{"secretRef": {"name": "results-s3"}}]
     # Several front doors share the bucket; nothing pins them to one node.
     assert deployment["spec"]["replicas"] == 3
