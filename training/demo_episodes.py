@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 
 from services.common.episode import new_episode, to_json
+from services.common.text_contract import OUTPUT_FENCE
 from start.v1 import common_pb2 as pb
-from training.micro.corpus import IM_END, OUTPUT_OPEN, make_corpus
+from training.micro.corpus import IM_END, make_corpus
 from training.micro.problems import make_problems
 
 
@@ -33,7 +34,7 @@ def demo_episodes(n: int, seed: int = 0) -> list[dict]:
             if i == 0:
                 kind = pb.SPAN_KIND_PROMPT
             elif not segment.trained:
-                kind = pb.SPAN_KIND_TOOL_OUTPUT if text.lstrip("\n").startswith(OUTPUT_OPEN) else pb.SPAN_KIND_HINT
+                kind = pb.SPAN_KIND_TOOL_OUTPUT if text.lstrip("\n").startswith(OUTPUT_FENCE) else pb.SPAN_KIND_HINT
             else:
                 kind = pb.SPAN_KIND_TOOL_CODE if previous == pb.SPAN_KIND_HINT else pb.SPAN_KIND_MODEL
             episode.spans.add(kind=kind, text=text)

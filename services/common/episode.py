@@ -1,4 +1,4 @@
-"""The episode: the one state type of a hint-infer run, and the text conventions around it.
+"""The episode: the one state type of a hint-infer run (its text's strings are services.common.text_contract's).
 
 An episode is the `start.v1.Episode` message: the problem, the options it runs with, and
 its text as typed spans (prompt / model / hint / tool code / tool output). It is stored
@@ -14,14 +14,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from google.protobuf import json_format
 
+# The text contract is services.common.text_contract's. Beside END_THINK, which this module
+# uses, its names are re-exported here for the modules that still import them from here
+# (orchestrator steps and solve, recipe review); new code imports the contract's module.
+from services.common.text_contract import CLOSING_FENCE as CLOSING_FENCE
+from services.common.text_contract import END_THINK
+from services.common.text_contract import PYTHON_FENCE as PYTHON_FENCE
+from services.common.text_contract import format_tool_output as format_tool_output
+from services.common.text_contract import last_closed_code_block as last_closed_code_block
+from services.common.text_contract import open_code_block as open_code_block
+from services.common.text_contract import truncate_output as truncate_output
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, hints_pb2
 from start.v1 import orchestrator_pb2 as opb
 
-PYTHON_FENCE = "```python"
-CLOSING_FENCE = "```"
-END_THINK = "</think>"
-TRUNCATION_MARKER = "\n... [output truncated]"
 # The end of an episode's text that the hint policy sees (EpisodeView.tail).
 MAX_TAIL_CHARS = 2000
 # Spans whose `</think>` ends the thinking: what the model wrote, and what the policy
@@ -140,39 +146,6 @@ def _tail(episode: pb.Episode, chars: int) -> str:
         pieces.append(span.text[-left:])
         left -= len(pieces[-1])
     return "".join(reversed(pieces))
-
-
-def open_code_block(text: str) -> str | None:
-    """The code of a python block opened at the end of text and not yet closed, else None."""
-    start = text.rfind(PYTHON_FENCE)
-    if start < 0:
-        return None
-    body = text[start + len(PYTHON_FENCE) :]
-    if CLOSING_FENCE in body:
-        return None
-    return body
-
-
-def last_closed_code_block(text: str) -> str | None:
-    """The code of the last complete python block in text, else None."""
-    start = text.rfind(PYTHON_FENCE)
-    if start < 0:
-        return None
-    body = text[start + len(PYTHON_FENCE) :]
-    end = body.find(CLOSING_FENCE)
-    return None if end < 0 else body[:end].strip("\n")
-
-
-def truncate_output(output: str, max_chars: int) -> str:
-    if max_chars <= 0 or len(output) <= max_chars:
-        return output
-    return output[:max_chars] + TRUNCATION_MARKER
-
-
-def format_tool_output(output: str) -> str:
-    """The fenced block the platform appends after a tool call (the model was trained on it)."""
-    body = output if output.endswith("\n") or not output else output + "\n"
-    return f"\n```output\n{body}```\n"
 
 
 def to_json(episode: pb.Episode) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.common.episode import open_code_block
+from services.common.text_contract import open_code_block
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "libraries"
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from services.common.episode import CLOSING_FENCE, END_THINK, PYTHON_FENCE
+from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE
 from services.hints.library import HintLibrary, HintSpec, LibraryCatalog
 from start.v1 import common_pb2 as pb
 from start.v1 import hints_pb2 as hpb

@@ -38,6 +38,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.errors import FailedPrecondition, ResourceExhausted
 from services.common.logs import get_logger
+from services.common.text_contract import sandbox_truncation_marker
 from services.sandbox.bundle import FORKSERVER, BundleSpec, build_bundle
 
 log = get_logger("sandbox")
@@ -52,7 +53,6 @@ QUEUED = Gauge("start_sandbox_queued", "Executions waiting for a free sandbox")
 SANDBOXES_REPLACED = Counter("start_sandbox_replaced_total", "Sandboxes retired and replaced")
 
 HEADER = struct.Struct(">I")
-TRUNCATION_MARKER = "\n[... output truncated: limit of {limit} bytes reached]\n"
 # Extra seconds the host waits for a sandbox's answer beyond the execution's own timeout
 # (clean-up, a slow, loaded machine) before it declares the sandbox broken.
 ANSWER_GRACE_S = 15.0
@@ -350,7 +350,7 @@ class Sandbox:
 def decode_reply(reply: dict, limit: int) -> Result:
     stdout = base64.b64decode(reply["stdout"]).decode(errors="replace")
     stderr = base64.b64decode(reply["stderr"]).decode(errors="replace")
-    marker = TRUNCATION_MARKER.format(limit=limit)
+    marker = sandbox_truncation_marker(limit)
     if reply.get("truncated_stdout"):
         stdout += marker
     if reply.get("truncated_stderr"):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
-THINK_START = "<think>"
-THINK_END = "</think>"
+from services.common.text_contract import CLOSING_FENCE, END_THINK, START_THINK
+
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
 
 def cut_off(response: str) -> bool:
     """The response opened `<think>` and never closed it: it was cut off mid-reasoning."""
-    return response.rfind(THINK_START) > response.rfind(THINK_END)
+    return response.rfind(START_THINK) > response.rfind(END_THINK)
 
 
 def final_answer(response: str) -> str:
@@ -24,7 +24,7 @@ def final_answer(response: str) -> str:
     tags at all, and nothing when it opened `<think>` and never closed it (cut off)."""
     if cut_off(response):
         return ""
-    head, sep, tail = response.rpartition(THINK_END)
+    head, sep, tail = response.rpartition(END_THINK)
     return tail if sep else response
 
 
@@ -301,10 +301,11 @@ def final_python_block(response: str) -> str | None:
     lazy body would rescan the text from every unclosed opening fence.
     """
     text = final_answer(response)
-    fences = [match.start() for match in re.finditer("```", text)]
+    # Markdown fences, opening or closing: the tool-call fence is one, with its tag.
+    fences = [match.start() for match in re.finditer(re.escape(CLOSING_FENCE), text)]
     tagged, untagged = [], []
     for open_at, close_at in zip(fences[0::2], fences[1::2], strict=False):
-        header, newline, code = text[open_at + 3 : close_at].partition("\n")
+        header, newline, code = text[open_at + len(CLOSING_FENCE) : close_at].partition("\n")
         if not newline:
             continue
         language = header.strip().lower()

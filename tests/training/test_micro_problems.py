@@ -13,7 +13,8 @@ import pytest
 import sympy
 from tokenizers import Tokenizer
 
-from training.micro.corpus import HINTS, chat_prompt, make_trace, output_block, solution_code
+from services.common.text_contract import format_tool_output
+from training.micro.corpus import HINTS, chat_prompt, make_trace, solution_code
 from training.micro.problems import KINDS, make_problems, split_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,8 @@ def test_only_the_model_own_words_carry_loss() -> None:
         untrained = [s.text for s in trace if not s.trained]
         assert untrained[0] == chat_prompt(p.question)
         for text in untrained[1:]:
-            assert (text.startswith(HINTS) and text.endswith("```python\n")) or text == output_block(p.reference + "\n")
+            tool_output = format_tool_output(p.reference + "\n")
+            assert (text.startswith(HINTS) and text.endswith("```python\n")) or text == tool_output
         for text in (s.text for s in trace if s.trained):
             assert "```output" not in text and not any(h in text for h in HINTS)
 
@@ -103,7 +105,7 @@ def test_committed_tokenizer_round_trips_thinking_code_and_digits() -> None:
     tok = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
     text = chat_prompt("What is 4821 * 7393?") + (
         "Rough.\n\nWait, I can use Python.\n```python\nprint(4821 * 7393)\n```"
-        + output_block("35641653\n")
+        + format_tool_output("35641653\n")
         + "So 35641653.\n</think>\n\nThe answer is \\boxed{35641653}.<|im_end|>"
     )
     enc = tok.encode(text)

@@ -25,18 +25,8 @@ import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from training.micro.corpus import (
-    CHAT_TEMPLATE,
-    EOS,
-    IM_END,
-    IM_START,
-    OUTPUT_OPEN,
-    PYTHON_OPEN,
-    THINK_CLOSE,
-    THINK_OPEN,
-    Segment,
-    make_corpus,
-)
+from services.common.text_contract import END_THINK, OUTPUT_FENCE, PYTHON_FENCE, START_THINK
+from training.micro.corpus import CHAT_TEMPLATE, EOS, IM_END, IM_START, Segment, make_corpus
 from training.micro.problems import make_problems, write_jsonl
 
 # Qwen2's pre-tokenizer split: words keep one leading non-letter, every digit stands
@@ -93,7 +83,7 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     tok.train_from_iterator(texts, trainer)
     # Single tokens that are not special: they must survive detokenization, so that
     # stop strings such as "</think>" match the text.
-    tok.add_tokens([AddedToken(t, normalized=False) for t in (THINK_OPEN, THINK_CLOSE, PYTHON_OPEN, OUTPUT_OPEN)])
+    tok.add_tokens([AddedToken(t, normalized=False) for t in (START_THINK, END_THINK, PYTHON_FENCE, OUTPUT_FENCE)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS,

@@ -8,9 +8,11 @@ writing short correct code and copies a tool's output into its answer, but never
 a hint or a tool call on its own. That is what lets the START recipe show its effect on
 it: greedy decoding fails, hint-infer succeeds.
 
-The exact strings the platform must reproduce live here (chat prompt, hint ending,
-output block); `training.micro.build` trains on `make_corpus` and
-`training.micro.evaluate` replays hint-infer with the same strings.
+The think markers, the fences and the output block are the platform's text contract
+(`services.common.text_contract`), imported, never copied: what the model learns here is
+what the services give it back. The chat template and the hint sentences are the micro
+model's own. `training.micro.build` trains on `make_corpus` and `training.micro.evaluate`
+replays hint-infer with the same strings.
 """
 
 from __future__ import annotations
@@ -19,18 +21,17 @@ import math
 import random
 from dataclasses import dataclass
 
+from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE, START_THINK, format_tool_output
 from training.micro.problems import Problem
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 IM_START, IM_END, EOS = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
-PYTHON_OPEN, OUTPUT_OPEN, FENCE = "```python", "```output", "```"
 
 # Qwen-style; the assistant turn opens its thinking block right away.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
     "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n" + START_THINK + "\\n' }}{%- endif %}"
 )
 
 # The paper's math hints and rewordings of its categories (reflection, logic check,
@@ -54,17 +55,12 @@ HINTS: tuple[str, ...] = (
 def hint_suffix(rng: random.Random) -> str:
     """What follows a hint sentence: a new line and an open python block, or (as the
     paper prints its hints) the block glued to the sentence."""
-    return "\n```python\n" if rng.random() < 0.8 else "```python\n"
+    return f"\n{PYTHON_FENCE}\n" if rng.random() < 0.8 else f"{PYTHON_FENCE}\n"
 
 
 def chat_prompt(question: str) -> str:
     """The text `tokenizer.apply_chat_template(..., add_generation_prompt=True)` gives."""
-    return f"{IM_START}user\n{question}{IM_END}\n{IM_START}assistant\n{THINK_OPEN}\n"
-
-
-def output_block(stdout: str) -> str:
-    """What the platform appends after the model closes its python block with ```."""
-    return f"\n{OUTPUT_OPEN}\n{stdout}{FENCE}\n"
+    return f"{IM_START}user\n{question}{IM_END}\n{IM_START}assistant\n{START_THINK}\n"
 
 
 def solution_code(problem: Problem) -> str:
@@ -244,15 +240,15 @@ def restate(problem: Problem) -> str:
 
 
 def _final(value: int | str) -> str:
-    return f"\n{THINK_CLOSE}\n\nThe answer is \\boxed{{{value}}}.{IM_END}"
+    return f"\n{END_THINK}\n\nThe answer is \\boxed{{{value}}}.{IM_END}"
 
 
 def _tool_use(problem: Problem, rng: random.Random) -> list[Segment]:
     """Hint (no loss), the model's code and closing fence, the tool output (no loss)."""
     return [
         Segment(rng.choice(HINTS) + hint_suffix(rng), False),
-        Segment(solution_code(problem) + FENCE, True),
-        Segment(output_block(problem.reference + "\n"), False),
+        Segment(solution_code(problem) + CLOSING_FENCE, True),
+        Segment(format_tool_output(problem.reference + "\n"), False),
     ]
 
 

@@ -6,8 +6,8 @@
 A development tool, not the platform: it replays hint-infer on trusted synthetic
 problems, with plain transformers generation or with vLLM's CPU build (the platform's
 engine, bf16), and runs the model's code with a bare `subprocess` (the platform uses its
-gVisor sandbox). What it appends is exactly what the model was trained on
-(`training.micro.corpus`), so it is also the reference for what the orchestrator appends.
+gVisor sandbox). What it appends is exactly what the model was trained on and what the
+orchestrator appends: the strings of `services.common.text_contract`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from training.micro.corpus import FENCE, HINTS, THINK_CLOSE, chat_prompt, output_block
+from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE, format_tool_output
+from training.micro.corpus import HINTS, chat_prompt
 
 REFLECTION_STOP = "Wait"
 MAX_NEW_TOKENS = 400
@@ -116,17 +117,17 @@ def hint_infer(generate: Generate, question: str, hint: str) -> tuple[str, list[
     the closing fence; run it; append its output; let the model finish.
     Returns the response and the stop strings the engine reported, call by call."""
     prompt = chat_prompt(question)
-    response, stop = generate(prompt, [REFLECTION_STOP, THINK_CLOSE])
+    response, stop = generate(prompt, [REFLECTION_STOP, END_THINK])
     stops = [stop]
     if stop is None:  # finished without reflecting or closing its thinking: nothing to hint
         return response, stops
     response += hint
-    code, stop = generate(prompt + response, [FENCE])
-    response += code + FENCE
+    code, stop = generate(prompt + response, [CLOSING_FENCE])
+    response += code + CLOSING_FENCE
     stops.append(stop)
     if stop is None:  # never closed its block: nothing to run
         return response, stops
-    response += output_block(run_python(code))
+    response += format_tool_output(run_python(code))
     rest, stop = generate(prompt + response, [])
     return response + rest, [*stops, stop]
 
@@ -147,7 +148,7 @@ def evaluate(generate: Generate, problems: list[dict]) -> list[Result]:
     results = []
     for i, p in enumerate(problems):
         g = greedy(generate, p["question"])
-        h, stops = hint_infer(generate, p["question"], HINTS[i % len(HINTS)] + "\n```python\n")
+        h, stops = hint_infer(generate, p["question"], HINTS[i % len(HINTS)] + f"\n{PYTHON_FENCE}\n")
         ref = p["reference"]
         results.append(Result(p["id"], ref, g, h, stops, last_boxed(g) == ref, last_boxed(h) == ref))
     return results
@@ -172,7 +173,7 @@ def main() -> None:
     counts = ", ".join(f"{s!r}: {first_stops.count(s)}" for s in sorted(set(first_stops), key=str))
     print(f"hint-infer first stop: {counts}")
     print(f"greedy writes Wait:   {sum(REFLECTION_STOP in r.greedy for r in results)}/{n}")
-    print(f"greedy ends thinking: {sum(THINK_CLOSE in r.greedy for r in results)}/{n}")
+    print(f"greedy ends thinking: {sum(END_THINK in r.greedy for r in results)}/{n}")
 
 
 if __name__ == "__main__":
