@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import time
@@ -28,16 +27,18 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, get_cosine_with_min_lr_schedule_with_warmup
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.integrations import HfDeepSpeedConfig
 
 from training import checkpoint
 from training.config import TrainConfig, load_config, parse_config_overrides
 from training.data import encode, read_samples
 from training.ds_config import deepspeed_config, resolve_precision
+from training.library_warnings import quiet_library_deprecations
 from training.loss import summed_loss
 from training.metrics import Board, device_peak_tflops, mfu, step_flops
 from training.packing import collate, make_plan, packing_efficiency
+from training.schedule import warmup_cosine
 
 
 def attention_implementation(cfg: TrainConfig) -> str:
@@ -115,9 +116,8 @@ def train(cfg: TrainConfig) -> Path:
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=cfg.adam_betas,
     )
-    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer, math.ceil(cfg.warmup_ratio * plan.steps), plan.steps, min_lr_rate=cfg.min_lr_ratio
-    )
+    # Warmup counts from step 1, so step 1 trains too (training/schedule.py).
+    scheduler = warmup_cosine(optimizer, cfg.warmup_ratio, plan.steps, cfg.min_lr_ratio)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
     start = checkpoint.resume(engine, ckpt_dir)
     if start:
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = load_config(args.config, parse_config_overrides(args.overrides))
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    quiet_library_deprecations()  # DeepSpeed's deprecated collectives warn on every step
     train(cfg)
     dist.destroy_process_group()
 

@@ -69,9 +69,13 @@ def test_two_process_zero3_run_logs_metrics_and_saves_a_model_transformers_loads
     steps = [json.loads(line) for line in (reference_run / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 4
     assert all(s["train/tokens_per_s"] > 0 and s["train/mfu"] is None for s in steps)  # no MFU on CPU
-    # Linear warmup from 0 over ceil(3% of 4) = 1 step, then cosine from the peak down.
-    assert steps[0]["train/lr"] == 0 and steps[1]["train/lr"] == pytest.approx(1e-3)
-    assert all(a["train/lr"] > b["train/lr"] for a, b in zip(steps[1:], steps[2:], strict=False))
+    # Warmup of ceil(3% of the steps) = 1 step counts from step 1, so step 1 trains at the
+    # peak; then cosine down, every step above zero (training/schedule.py).
+    assert steps[0]["train/lr"] == pytest.approx(1e-3)
+    assert all(a["train/lr"] > b["train/lr"] > 0 for a, b in zip(steps, steps[1:], strict=False))
+    # DeepSpeed's deprecated torch.distributed calls warned on every step, burying the bar;
+    # the filter is exact (training/library_warnings.py), so any FutureWarning is a new one.
+    assert "FutureWarning" not in log, log
     assert list((reference_run / "tensorboard").glob("events.out.tfevents.*"))
 
     model = AutoModelForCausalLM.from_pretrained(reference_run / "final")
