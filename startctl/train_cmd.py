@@ -3,7 +3,7 @@
     startctl train demo-episodes --out runs/data/episodes.jsonl   # until real episodes exist
     startctl train convert runs/data/episodes.jsonl --out runs/data/micro-demo.jsonl
     startctl train sft --config micro                              # this machine
-    startctl train submit --nodes 4 --gpus-per-node 8 --config start [--dry-run]
+    startctl train submit --nodes 4 --gpus-per-node 8 --config start [--dry-run]  # the chart's Job
     startctl train launch --config FILE                            # what each Job pod runs
 """
 
@@ -98,28 +98,55 @@ def demo_episodes(
 @app.command()
 def submit(
     config: str = typer.Option(..., help=CONFIG_HELP),
-    nodes: int = typer.Option(..., min=1),
-    gpus_per_node: int = typer.Option(..., min=1),
-    name: str = typer.Option("start-sft", help="Job name; the Service and ConfigMap share it."),
+    nodes: int | None = typer.Option(None, min=1, help="Nodes (pods); default: the chart's training.nodes."),
+    gpus_per_node: int | None = typer.Option(
+        None, min=0, help="GPUs per pod (0: CPU); default: the chart's training.gpusPerNode."
+    ),
+    nproc_per_node: int | None = typer.Option(None, min=1, help="Trainer processes per pod; default: one per GPU."),
+    name: str = typer.Option("start-sft", help="Job name, and the release name the chart is rendered with."),
     namespace: str = typer.Option("default"),
-    image: str = typer.Option("start-training:latest", help="Image built from training/Dockerfile."),
-    volume_claim: list[str] = typer.Option([], help="CLAIM:MOUNT_PATH of a PVC for models, data and runs."),
-    master_port: int = typer.Option(29500),
+    image: str | None = typer.Option(None, help="Training image REPOSITORY[:TAG]; default: the chart's."),
+    volume_claim: list[str] = typer.Option(
+        [], help="CLAIM[:MOUNT_PATH] of the existing PVC with models, data and runs (the chart's shared volume); "
+        "none: the chart's PVC is created for the run."
+    ),
+    master_port: int | None = typer.Option(None, help="Rendezvous port; default: the chart's training.masterPort."),
+    values: Path | None = typer.Option(
+        None, "--values", "-f", exists=True, dir_okay=False, help="Chart values file, as for helm install -f."
+    ),
+    chart: Path | None = typer.Option(None, help="The START chart's directory; default: this checkout's."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifests as YAML; create nothing."),
 ) -> None:
-    """Create the Indexed Job, its headless Service and the config's ConfigMap."""
-    from training.config import resolve_config_path
-    from training.k8s import JobSpec, create, manifests, to_yaml
+    """Create a run from the chart's training objects: its Indexed Job (from the chart's CronJob),
+    headless Service, config ConfigMap, NetworkPolicy and, without --volume-claim, shared PVC."""
+    import helm_python as helm
+    import yaml
 
-    _check_config(config, [])
-    spec = JobSpec(
-        name=name, namespace=namespace, image=image, nodes=nodes, gpus_per_node=gpus_per_node,
-        config_yaml=resolve_config_path(config).read_text(), master_port=master_port,
-        volume_claims=[tuple(v.split(":", 1)) for v in volume_claim],
+    from training.config import parse_config_overrides, resolve_config_path
+    from training.k8s import RunSettings, create, render_run, to_yaml
+
+    _check_config(config, set_)
+    if len(volume_claim) > 1:
+        console.print("[red]one --volume-claim:[/red] the chart's training pods mount one shared volume; "
+                      "put the model, the data and the runs on one claim")
+        raise typer.Exit(2)
+    claim, _, mount = volume_claim[0].partition(":") if volume_claim else (None, "", "")
+    raw = yaml.safe_load(resolve_config_path(config).read_text()) or {}
+    settings = RunSettings(
+        name=name, namespace=namespace, config={**raw, **parse_config_overrides(set_)}, nodes=nodes,
+        gpus_per_node=gpus_per_node, nproc_per_node=nproc_per_node, image=image, shared_claim=claim,
+        shared_mount=mount or None, master_port=master_port,
     )
-    objects = manifests(spec)
+    try:
+        values_file = helm.values_from_yaml(values.read_text()) if values else None
+        objects = render_run(settings, values_file, chart)
+    except (helm.HelmError, ValueError) as exc:
+        console.print(f"[red]the chart refused the run's settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if dry_run:
         typer.echo(to_yaml(objects))
         return
     create(objects, namespace)
-    console.print(f"created job/{name} ({nodes} x {gpus_per_node} GPUs) in namespace {namespace}")
+    job = objects[-1]["spec"]
+    console.print(f"created job/{name} ({job['completions']} pods) in namespace {namespace}")

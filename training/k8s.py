@@ -1,129 +1,162 @@
-"""The Kubernetes objects of a multi-node run: an Indexed Job, its headless Service, its config.
+"""The Kubernetes objects of a submitted training run: the chart's own, rendered for that run.
 
-Pod i of the Indexed Job is node rank i (`JOB_COMPLETION_INDEX`, set by Kubernetes); the
-headless Service gives pod 0 the stable name `<job>-0.<job>` that every pod uses as the
-rendezvous address; the training config travels as a ConfigMap mounted at
-`/etc/start/train/config.yaml`. Every pod runs `startctl train launch`, the same launcher as
-a local run. A re-submitted Job resumes from the newest checkpoint in `output_dir`, which
-therefore lives on shared storage (a ReadWriteMany claim).
+The chart (charts/start) is the one definition of a multi-node run: a suspended CronJob
+whose jobTemplate is the Indexed Job (pod i is node rank i, `JOB_COMPLETION_INDEX`), the
+headless Service that gives pod 0 the name `<job>-0.<service>` every pod rendezvouses
+at, the ConfigMap with the training config (mounted at /etc/start/train/config.yaml),
+the shared volume's PVC and the NetworkPolicy between the run's pods. Every pod runs
+`startctl train launch`, the same launcher as a local run. An installed release starts a
+run with `kubectl create job sft-1 --from=cronjob/<release>-train-sft`.
+
+`startctl train submit` renders those same templates with real Helm (helm-python): the
+run's name as the release name, so that each run has its own config and Service; the
+user's settings as values over the chart's defaults (and over an operator's values
+file); then keeps the training component's objects and makes the Job from the CronJob as
+`kubectl create job --from=cronjob/...` does. Nothing here writes a manifest by hand. A
+re-submitted run resumes from the newest checkpoint in `output_dir`, which therefore lives
+on the shared volume.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import yaml
-from kubernetes import client
 
-CONFIG_MOUNT = "/etc/start/train"  # where the chart mounts it too
+CHART = Path(__file__).resolve().parents[1] / "charts" / "start"
+COMPONENT = "train"  # app.kubernetes.io/component of the chart's training objects
+# The annotation `kubectl create job --from=cronjob/...` puts on the Job it makes.
+MANUAL_ANNOTATION = {"cronjob.kubernetes.io/instantiate": "manual"}
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class RunSettings:
+    """What the user says about one run; None leaves the chart's (or the values file's) value."""
+
     name: str
     namespace: str
-    image: str
-    nodes: int
-    gpus_per_node: int
-    config_yaml: str
-    master_port: int = 29500
-    max_restarts: int = 3  # restarts from the last checkpoint before the Job fails (as the chart)
-    volume_claims: list[tuple[str, str]] = field(default_factory=list)  # (claim, mount path)
-    shm_gb: int = 64  # NCCL and the data loader need more /dev/shm than a container's default
+    config: dict[str, Any]  # the training config (TrainConfig's keys), as the ConfigMap will hold it
+    nodes: int | None = None
+    gpus_per_node: int | None = None
+    nproc_per_node: int | None = None  # None: one per GPU where GPUs are given
+    image: str | None = None  # a whole reference, repository[:tag]
+    shared_claim: str | None = None  # an existing PVC (None: the chart creates one for the run)
+    shared_mount: str | None = None
+    master_port: int | None = None
 
 
-def _labels(spec: JobSpec) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "start", "app.kubernetes.io/component": "training",
-            "start.dev/run": spec.name}
+def split_image(reference: str) -> tuple[str, str, str]:
+    """(registry, repository, tag) of `[registry/]repository[:tag]`, as the chart's values hold
+    an image. The first path part is a registry when it has a dot or a port, or is localhost
+    (docker's rule); no tag means `latest`, as for docker and Kubernetes."""
+    if "@" in reference:
+        raise ValueError(f"image {reference!r}: the chart takes a tag, not a digest")
+    name, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:  # no tag, or the colon was a registry's port
+        name, tag = reference, "latest"
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest, tag
+    return "", name, tag
 
 
-def manifests(spec: JobSpec) -> list[client.V1ConfigMap | client.V1Service | client.V1Job]:
-    labels = _labels(spec)
-    meta = client.V1ObjectMeta(name=spec.name, namespace=spec.namespace, labels=labels)
-    config_map = client.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta,
-                                    data={"config.yaml": spec.config_yaml})
-    service = client.V1Service(
-        api_version="v1", kind="Service", metadata=meta,
-        spec=client.V1ServiceSpec(
-            cluster_ip="None", selector=labels, publish_not_ready_addresses=True,
-            ports=[client.V1ServicePort(name="rendezvous", port=spec.master_port)],
-        ),
-    )
-    env = [
-        client.V1EnvVar(name="START_TRAIN_NNODES", value=str(spec.nodes)),
-        client.V1EnvVar(name="START_TRAIN_NPROC_PER_NODE", value=str(spec.gpus_per_node)),
-        client.V1EnvVar(name="START_TRAIN_MASTER_ADDR", value=f"{spec.name}-0.{spec.name}"),
-        client.V1EnvVar(name="START_TRAIN_MASTER_PORT", value=str(spec.master_port)),
+def chart_values(defaults: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+    """The chart's values (already merged with any values file) with the run's settings on top."""
+    values = copy.deepcopy(defaults)
+    training = values["training"]
+    training["enabled"] = True
+    training["config"] = settings.config
+    nproc = settings.nproc_per_node
+    if nproc is None and settings.gpus_per_node:
+        nproc = settings.gpus_per_node  # one trainer process per GPU
+    given = {"nodes": settings.nodes, "gpusPerNode": settings.gpus_per_node, "nprocPerNode": nproc,
+             "masterPort": settings.master_port}
+    training.update({key: value for key, value in given.items() if value is not None})
+    if settings.image is not None:
+        registry, repository, tag = split_image(settings.image)
+        training["image"] = {"repository": repository, "tag": tag}
+        values["image"]["registry"] = registry  # rendered here for the training objects only
+    if settings.shared_claim is not None:
+        training["sharedStorage"]["existingClaim"] = settings.shared_claim
+    if settings.shared_mount is not None:
+        training["sharedStorage"]["mountPath"] = settings.shared_mount
+    return values
+
+
+def job_from_cronjob(cronjob: dict[str, Any], name: str) -> dict[str, Any]:
+    """The Job `kubectl create job NAME --from=cronjob/...` makes: the jobTemplate's labels,
+    annotations and spec, under the Job's name, marked as started by hand. Without the
+    ownerReference kubectl adds, since the CronJob need not exist in the cluster."""
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    metadata = template.get("metadata", {})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": cronjob["metadata"].get("namespace"),
+            "labels": metadata.get("labels", {}),
+            "annotations": {**metadata.get("annotations", {}), **MANUAL_ANNOTATION},
+        },
+        "spec": template["spec"],
+    }
+
+
+def render_run(settings: RunSettings, values_file: dict[str, Any] | None = None,
+               chart_path: Path | None = None) -> list[dict[str, Any]]:
+    """The run's objects, rendered from the chart: its training objects and the Job made from its CronJob.
+
+    Raises helm_python.HelmError with Helm's message when the values break the chart's
+    schema or a template refuses them (a name too long, nodes 0...).
+    """
+    import helm_python as helm
+
+    chart_path = chart_path or CHART
+    with helm.Chart.load(chart_path) as chart:
+        values = chart_values(chart.merge_values(values_file or {}), settings)
+        manifests = chart.render(values, name=settings.name, namespace=settings.namespace)
+    objects = [
+        doc
+        for path, text in sorted(manifests.items())
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc and doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == COMPONENT
     ]
-    mounts = [client.V1VolumeMount(name="config", mount_path=CONFIG_MOUNT, read_only=True),
-              client.V1VolumeMount(name="shm", mount_path="/dev/shm")]
-    volumes = [
-        client.V1Volume(name="config", config_map=client.V1ConfigMapVolumeSource(name=spec.name)),
-        client.V1Volume(name="shm", empty_dir=client.V1EmptyDirVolumeSource(
-            medium="Memory", size_limit=f"{spec.shm_gb}Gi")),
-    ]
-    for i, (claim, path) in enumerate(spec.volume_claims):
-        volumes.append(client.V1Volume(
-            name=f"data-{i}", persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(claim_name=claim)))
-        mounts.append(client.V1VolumeMount(name=f"data-{i}", mount_path=path))
-    container = client.V1Container(
-        name="trainer", image=spec.image,
-        command=["startctl", "train", "launch", "--config", f"{CONFIG_MOUNT}/config.yaml"],
-        env=env, volume_mounts=mounts,
-        ports=[client.V1ContainerPort(name="rendezvous", container_port=spec.master_port)],
-        resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": str(spec.gpus_per_node)}),
-    )
-    job = client.V1Job(
-        api_version="batch/v1", kind="Job", metadata=meta,
-        spec=client.V1JobSpec(
-            completion_mode="Indexed", completions=spec.nodes, parallelism=spec.nodes,
-            # When one rank dies, torchrun stops the rest: a restart costs one failed pod per
-            # node. Recreated pods keep their index and resume from the newest checkpoint.
-            backoff_limit=spec.nodes * spec.max_restarts,
-            pod_failure_policy=client.V1PodFailurePolicy(rules=[
-                # Exit 2 is a bad config or command line: retrying cannot help.
-                client.V1PodFailurePolicyRule(
-                    action="FailJob",
-                    on_exit_codes=client.V1PodFailurePolicyOnExitCodesRequirement(
-                        container_name="trainer", operator="In", values=[2]),
-                ),
-                # A drained or preempted node is not the run's fault: retry without counting it.
-                client.V1PodFailurePolicyRule(
-                    action="Ignore",
-                    on_pod_conditions=[client.V1PodFailurePolicyOnPodConditionsPattern(
-                        type="DisruptionTarget", status="True")],
-                ),
-            ]),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    subdomain=spec.name,  # pod i resolves as <job>-i.<job>
-                    restart_policy="Never", containers=[container], volumes=volumes,
-                ),
-            ),
-        ),
-    )
-    return [config_map, service, job]
+    for obj in objects:
+        obj["metadata"]["namespace"] = settings.namespace
+    cronjobs = [obj for obj in objects if obj["kind"] == "CronJob"]
+    if len(cronjobs) != 1:
+        raise ValueError(f"the chart at {chart_path} has {len(cronjobs)} training CronJobs; expected one")
+    return [*(obj for obj in objects if obj["kind"] != "CronJob"), job_from_cronjob(cronjobs[0], settings.name)]
 
 
-def to_yaml(objects: list) -> str:
-    api = client.ApiClient()
-    return yaml.safe_dump_all([api.sanitize_for_serialization(o) for o in objects], sort_keys=False)
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMap's config.yaml) as literal blocks, readable as written."""
 
 
-def create(objects: list, namespace: str) -> None:
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
+
+
+def create(objects: list[dict[str, Any]], namespace: str) -> None:
     """Create the objects with the kubeconfig's (or the pod's service account's) credentials."""
+    from kubernetes import client, utils
     from kubernetes import config as kube_config
 
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
-    core, batch = client.CoreV1Api(), client.BatchV1Api()
+    api = client.ApiClient()
     for obj in objects:
-        if isinstance(obj, client.V1ConfigMap):
-            core.create_namespaced_config_map(namespace, obj)
-        elif isinstance(obj, client.V1Service):
-            core.create_namespaced_service(namespace, obj)
-        else:
-            batch.create_namespaced_job(namespace, obj)
+        utils.create_from_dict(api, obj, namespace=namespace)

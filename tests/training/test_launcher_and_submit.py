@@ -1,5 +1,5 @@
 """The launcher reads the Indexed Job's environment; `startctl train submit --dry-run` prints
-valid manifests of a Job whose pods find each other through its headless Service."""
+the chart's valid manifests of a Job whose pods find each other through its headless Service."""
 
 from __future__ import annotations
 
@@ -37,27 +37,41 @@ def test_global_batch_that_does_not_divide_over_the_ranks_is_refused() -> None:
         cfg.accumulation(48)
 
 
-def test_submit_dry_run_prints_a_valid_indexed_job_with_its_headless_service() -> None:
+def test_submit_dry_run_prints_the_charts_indexed_job_with_its_headless_service() -> None:
+    """The CLI end to end; tests/charts/test_chart_train_submit.py checks the Job against the chart's CronJob."""
     out = subprocess.run(
         [sys.executable, "-m", "startctl", "train", "submit", "--nodes", "4", "--gpus-per-node", "8",
-         "--config", "start", "--name", "start-0", "--volume-claim", "runs:/runs", "--dry-run"],
+         "--config", "start", "--name", "start-0", "--volume-claim", "start-train:/shared", "--dry-run"],
         capture_output=True, text=True, check=True,
     ).stdout
     objects = {o["kind"]: o for o in yaml.safe_load_all(out)}
+    assert sorted(objects) == ["ConfigMap", "Job", "NetworkPolicy", "Service"]
     for obj in objects.values():
         kubernetes_validate.validate(obj, "1.30", strict=True)
     job, service = objects["Job"], objects["Service"]
+    assert job["metadata"]["name"] == "start-0"
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 4
     pod = job["spec"]["template"]["spec"]
-    assert pod["subdomain"] == service["metadata"]["name"] == "start-0"
+    assert pod["subdomain"] == service["metadata"]["name"]
     assert service["spec"]["clusterIP"] == "None"
     container = pod["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"START_TRAIN_NNODES": "4", "START_TRAIN_NPROC_PER_NODE": "8",
-                   "START_TRAIN_MASTER_ADDR": "start-0-0.start-0", "START_TRAIN_MASTER_PORT": "29500"}
-    assert container["command"][:3] == ["startctl", "train", "launch"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["START_TRAIN_NNODES"] == "4" and env["START_TRAIN_NPROC_PER_NODE"] == "8"
+    assert env["START_TRAIN_MASTER_ADDR"] == f"$(JOB_NAME)-0.{service['metadata']['name']}"
+    assert container["args"][:2] == ["train", "launch"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["shared"] == "/shared"
     assert load_config("start").model_dump() == type(load_config("start"))(
         **yaml.safe_load(objects["ConfigMap"]["data"]["config.yaml"])
     ).model_dump()
+
+
+def test_submit_settings_the_chart_refuses_exit_2_with_what_to_fix() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "startctl", "train", "submit", "--config", "start", "--master-port", "70000",
+         "--dry-run"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "/training/masterPort" in proc.stderr and not proc.stdout
