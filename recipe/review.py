@@ -28,8 +28,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from recipe.dataset import Dataset, Edit, review_of, set_review
-from services.common.episode import (
+from services.common.text_contract import (
     CLOSING_FENCE,
+    OUTPUT_FENCE,
     PYTHON_FENCE,
     format_tool_output,
     last_closed_code_block,
@@ -39,7 +40,6 @@ from services.common.episode import (
 from training.data import Sample, Span
 
 EDITABLE = frozenset({"model", "tool_code", "hint"})
-OUTPUT_OPEN = "\n```output\n"
 STALE = "stale output"
 
 # Runs python code in the sandbox and returns what the model would see of it.
@@ -104,7 +104,7 @@ def check(sample: Sample) -> list[str]:
         if code is None:
             problems.append(f"tool output in span {index} does not follow a closed ```python block")
         text = spans[index].text
-        if not (text.startswith(OUTPUT_OPEN) and text.endswith(CLOSING_FENCE + "\n")):
+        if not (text.startswith(f"\n{OUTPUT_FENCE}\n") and text.endswith(CLOSING_FENCE + "\n")):
             problems.append(f"tool output in span {index} is not a fenced ```output block")
     whole = "".join(s.text for s in spans)
     if open_code_block(whole) is not None:
