@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 
-def run_bench(name: str, cwd: Path, **env: str) -> tuple[int, dict]:
-    """`startctl bench NAME --json` in cwd with env on top: (exit status, its last-line figures).
-    Exit 1 is a run whose floors were not met, still a run; anything else fails here."""
+def run_bench(name: str, cwd: Path, *args: str, **env: str) -> tuple[int, dict]:
+    """`startctl bench NAME --json ARGS` in cwd with env on top: (exit status, its last-line
+    figures). Exit 1 is a run whose floors were not met, still a run; anything else fails here."""
     done = subprocess.run(
-        [sys.executable, "-m", "startctl", "bench", name, "--json"],
+        [sys.executable, "-m", "startctl", "bench", name, "--json", *args],
         cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,

@@ -4,13 +4,17 @@ Each benchmark measures its figures against a baseline in the same run (these ma
 noisy), prints a table, and with `--json` prints one JSON object as its last line, holding
 its figures and `floors_met` (true only when every floor its issue names is met).
 Each run also leaves what it printed and its figures in `runs/bench-NAME-latest.{txt,json}`,
-to compare against the next run. A benchmark module exposes `run(console) -> dict`.
+to compare against the next run. A benchmark module exposes `run(console, **options) -> dict`;
+the options it takes (`--minutes`, `--episodes`...) are declared where it is registered, so
+`startctl bench NAME --help` lists them without importing the benchmark.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -31,11 +35,20 @@ def list_benchmarks() -> None:
         typer.echo(name)
 
 
-def register(name: str, module: str) -> None:
-    BENCHMARKS[name] = module
+@dataclass(frozen=True)
+class BenchOption:
+    """One option of one benchmark: `--NAME` on its command, passed to its `run` as NAME=value.
+    Its type is its default's (int, float, str or bool)."""
 
-    @app.command(name)
-    def _run(json_out: bool = typer.Option(False, "--json", help="Last line: one JSON object.")) -> None:
+    default: int | float | str | bool
+    help: str
+
+
+def register(name: str, module: str, options: dict[str, BenchOption] | None = None) -> None:
+    BENCHMARKS[name] = module
+    options = options or {}
+
+    def _run(json_out: bool, **values: object) -> None:
         console = Console(stderr=json_out, record=True)
         if not console.is_terminal:
             # Written to a file or a pipe (and to runs/bench-*-latest.txt): full column names,
@@ -43,7 +56,7 @@ def register(name: str, module: str) -> None:
             console = Console(stderr=json_out, record=True, width=200)
         # SIGTERM, SIGINT and SIGHUP unwind the benchmark, so the stacks it started stop.
         with stop_children_on_signals():
-            figures = importlib.import_module(f"startctl.bench.{module}").run(console)
+            figures = importlib.import_module(f"startctl.bench.{module}").run(console, **values)
         save_results(name, console, figures)
         if json_out:
             print(json.dumps(figures))
@@ -51,6 +64,23 @@ def register(name: str, module: str) -> None:
             raise typer.Exit(1)
 
     _run.__doc__ = f"Benchmark: {name}."
+    # Typer reads a command's options from its signature: this one's is built from `options`.
+    parameters = [
+        inspect.Parameter(
+            "json_out", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+            default=typer.Option(False, "--json", help="Last line: one JSON object."),
+        ),
+        *(
+            inspect.Parameter(
+                key, inspect.Parameter.KEYWORD_ONLY, annotation=type(option.default),
+                default=typer.Option(option.default, f"--{key.replace('_', '-')}", help=option.help),
+            )
+            for key, option in options.items()
+        ),
+    ]
+    _run.__signature__ = inspect.Signature(parameters)
+    _run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    app.command(name)(_run)
 
 
 def save_results(name: str, console: Console, figures: dict) -> None:
@@ -68,4 +98,12 @@ register("pipeline", "pipeline")
 register("routing", "routing")
 register("sandbox", "sandbox")
 register("scoring", "scoring")
+register(
+    "soak",
+    "soak",
+    {
+        "minutes": BenchOption(10.0, "How long episodes keep being submitted; then the tail drains."),
+        "episodes": BenchOption(200, "Episodes kept in flight (one more is submitted as each finishes)."),
+    },
+)
 register("train", "train")
