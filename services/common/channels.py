@@ -1,5 +1,6 @@
-"""Client channels to START services, configured once (message size, keepalive), and the
-keepalive policy both ends of every channel agree on.
+"""Client channels to START services, configured once (message size, keepalive, and
+authentication from services/common/auth.py), and the keepalive policy both ends of every
+channel agree on.
 
 Keepalive: a worker holds its channels open for hours, often idle or waiting on a long
 call, so the client pings every `keepalive_time_ms()` (30 s), with or without calls in
@@ -22,6 +23,8 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.auth import load_auth
 
 KEEPALIVE_TIME_ENV = "START_GRPC_KEEPALIVE_TIME_MS"
 DEFAULT_KEEPALIVE_TIME_MS = 30_000
@@ -78,12 +81,26 @@ def server_keepalive_options() -> list[tuple[str, Any]]:
     ]
 
 
-def channel(addr: str) -> grpc.Channel:
-    return grpc.insecure_channel(addr, options=client_options())
+def channel(addr: str, service_config: str = "") -> grpc.Channel:
+    """A client channel to addr; `service_config` (gRPC's JSON service config) adds per-method
+    settings such as a retry policy (services/orchestrator/peers.py has the one it uses)."""
+    options = client_options()
+    if service_config:
+        options.append(("grpc.service_config", service_config))
+    return _open(grpc, addr, options)
 
 
 def aio_channel(addr: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(addr, options=client_options())
+    return _open(grpc.aio, addr, client_options())
+
+
+def _open(api: Any, addr: str, options: list[tuple[str, Any]]) -> Any:
+    """A channel from `api` (grpc or grpc.aio) with this process' authentication
+    (services/common/auth.py: mTLS and the bearer token when START_TLS_* are set)."""
+    auth = load_auth()
+    if not auth.tls:
+        return api.insecure_channel(addr, options=options)
+    return api.secure_channel(addr, auth.channel_credentials(), options=[*options, *auth.client_options()])
 
 
 def wait_serving(addr: str, timeout_s: float = 60.0, service: str = "") -> None:

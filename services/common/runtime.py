@@ -3,8 +3,11 @@
 `run_server` builds a grpc.aio server with the standard health service (per service
 name, NOT_SERVING until the service says it is ready), reflection, a Prometheus
 /metrics endpoint, structured logs and an interceptor that turns `ServiceError`s into
-status codes. On SIGTERM or SIGINT it marks itself NOT_SERVING, drains in-flight calls
-for `grace_s`, then runs the service's own clean-up.
+status codes. Its port takes the process' authentication (services/common/auth.py: mutual
+TLS and a bearer token when START_TLS_* and START_AUTH_TOKEN* are set), and, for kubelet's
+grpc probe, health alone may also be served in plaintext on `health_port`. On SIGTERM or
+SIGINT it marks itself NOT_SERVING, drains in-flight calls for `grace_s`, then runs the
+service's own clean-up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.common.auth import AuthConfigError, load_auth
 from services.common.channels import server_keepalive_options
 from services.common.errors import ServiceError
 from services.common.logs import configure_logging, get_logger
@@ -117,6 +121,19 @@ class _ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         return call
 
 
+def _health_only_server(
+    name: str, settings: ServiceSettings, health_servicer: health.aio.HealthServicer
+) -> grpc.aio.Server:
+    """A plaintext server on `health_port` with the health service alone (the same servicer,
+    so the same statuses): kubelet's grpc probe cannot do TLS, and this port serves nothing
+    a caller could use (services/common/auth.py)."""
+    probe_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probe_server)
+    if probe_server.add_insecure_port(f"{settings.host}:{settings.health_port}") == 0:
+        raise SystemExit(f"{name}: cannot bind the health port {settings.host}:{settings.health_port} (port in use?)")
+    return probe_server
+
+
 @dataclass
 class ServerHandle:
     """What a service's start hook gets: the server, its bound port, and health control."""
@@ -156,7 +173,13 @@ async def serve(
     SERVING itself when `ready_on_start` is False; `on_stop` runs after the drain.
     """
     configure_logging(settings.log_level, settings.log_format)
-    server = grpc.aio.server(interceptors=[_ErrorsAndMetrics()], options=grpc_options(settings))
+    try:
+        auth = load_auth()
+    except AuthConfigError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
+    # The token check comes first: a refused call never reaches the service's interceptor.
+    interceptors = [*auth.server_interceptors(), _ErrorsAndMetrics()]
+    server = grpc.aio.server(interceptors=interceptors, options=grpc_options(settings))
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -164,9 +187,11 @@ async def serve(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_secure_port(address, auth.server_credentials()) if auth.tls else server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"{name}: cannot bind {settings.host}:{settings.port} (port in use?)")
+    probe_server = _health_only_server(name, settings, health_servicer) if settings.health_port else None
     handle = ServerHandle(server=server, port=port, service_names=names, health=health_servicer)
     await handle.set_serving(False)
     if settings.metrics_port:
@@ -177,7 +202,12 @@ async def serve(
         loop.add_signal_handler(sig, handle.stopping.set)
 
     await server.start()
-    log.info("listening", service=name, host=settings.host, port=port, metrics_port=settings.metrics_port)
+    if probe_server is not None:
+        await probe_server.start()
+    log.info(
+        "listening", service=name, host=settings.host, port=port, metrics_port=settings.metrics_port,
+        tls=auth.tls, token=bool(auth.token), health_port=settings.health_port,
+    )
     try:
         if on_start is not None:
             await on_start(handle)
@@ -189,6 +219,8 @@ async def serve(
         log.info("draining", service=name, grace_s=settings.grace_s)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_s)
+        if probe_server is not None:
+            await probe_server.stop(0)
         if on_stop is not None:
             await on_stop(handle)
         log.info("stopped", service=name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Default loopback ports of the embedded deployment; a cluster overrides them by env.
@@ -36,6 +36,13 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = Field("console", description="json in a cluster.")
     max_message_mb: int = Field(64, ge=1, le=1024, description="Largest gRPC message accepted.")
+    health_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Plaintext port serving only grpc.health.v1, for kubelet's grpc probe, which cannot do TLS; "
+        "0 is off (services/common/auth.py).",
+    )
 
 
 class PeerAddresses(BaseSettings):
@@ -102,6 +109,32 @@ class PeerAddresses(BaseSettings):
         if self.generation_replicas and self.generation_discovery:
             raise ValueError("set generation_replicas (a list) or generation_discovery (a DNS name), not both")
         return self
+
+
+class AuthSettings(BaseSettings):
+    """Who may call a service, and how a caller proves it (services/common/auth.py).
+
+    The same variables for every server and every client of the platform, so a pod's
+    one identity serves both ways: its certificate is the server certificate and the
+    client certificate. All empty (the default): plaintext, no token, as on loopback.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="START_", extra="ignore")
+
+    tls_cert_file: str = Field("", description="PEM certificate chain: the server's, and the client's when calling.")
+    tls_key_file: str = Field("", description="PEM private key of tls_cert_file.")
+    tls_ca_file: str = Field(
+        "", description="PEM CA bundle: servers require client certificates it signed; clients verify servers by it."
+    )
+    tls_server_name: str = Field(
+        "",
+        description="Name a client checks in the server's certificate instead of the address's host "
+        "(for addresses that are IPs, such as generation replicas found by DNS).",
+    )
+    auth_token: SecretStr = Field(SecretStr(""), description="Bearer token servers require and clients send.")
+    auth_token_file: str = Field(
+        "", description="File holding the bearer token (a mounted Secret), instead of auth_token."
+    )
 
 
 # host:port, where host is a DNS name, an IPv4 address or a bracketed IPv6 address.

@@ -380,7 +380,8 @@ def test_every_redis_client_gets_the_password_from_the_same_secret(objects) -> N
 
 def test_an_existing_secret_replaces_the_charts_own_everywhere(render) -> None:
     objects = render({"redis": {"auth": {"existingSecret": "redis-auth", "passwordKey": "password"}}})
-    assert of_kind(objects, "Secret") == []
+    # No Redis password Secret; the ones left are the gRPC certificate and token (test_chart_auth.py).
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["start-auth-token", "start-tls"]
     refs = _password_refs(objects)
     assert len(refs) >= 7  # Redis twice, the front door, three queues of workers, scoring
     assert {json.dumps(ref, sort_keys=True) for _, ref in refs} == {'{"key": "password", "name": "redis-auth"}'}
@@ -388,7 +389,8 @@ def test_an_existing_secret_replaces_the_charts_own_everywhere(render) -> None:
 
 def test_auth_disabled_renders_redis_without_a_password(render) -> None:
     objects = render({"redis": {"auth": {"enabled": False, "existingSecret": "ignored"}}})
-    assert of_kind(objects, "Secret") == []
+    # No Redis password Secret; the ones left are the gRPC certificate and token (test_chart_auth.py).
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["start-auth-token", "start-tls"]
     assert _password_refs(objects) == []
     (redis,) = containers(named(objects, "StatefulSet", f"{RELEASE}-redis"))
     assert redis["command"] == ["redis-server"] and "-" not in redis["args"]

@@ -111,10 +111,12 @@ def test_each_service_is_probed_on_grpc_health_and_drains_before_sigkill(default
     deployment = named(default_objects, "Deployment", f"start-{service}")
     (container,) = containers(deployment)
     port = GRPC_SERVICES[service]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"] == {"port": port}, probe
     env = env_of(container)
     prefix = f"START_{service.upper()}_"
+    # On the plaintext port that serves health alone: kubelet's grpc probe cannot do the mTLS of
+    # the gRPC port (test_chart_auth.py).
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": int(env[f"{prefix}HEALTH_PORT"])}, probe
     assert env[f"{prefix}HOST"] == "0.0.0.0"
     assert env[f"{prefix}PORT"] == str(port)
     assert env[f"{prefix}LOG_FORMAT"] == "json"
@@ -204,7 +206,8 @@ def test_external_redis_url_comes_from_a_secret_and_no_redis_is_deployed(render)
 
 def test_redis_password_is_referenced_from_a_secret_never_written_into_the_chart(render) -> None:
     objects = render({"redis": {"auth": {"existingSecret": "redis-auth"}}})
-    assert of_kind(objects, "Secret") == []
+    # No Redis password Secret; the ones left are the gRPC certificate and token (test_chart_auth.py).
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["start-auth-token", "start-tls"]
     (redis,) = containers(named(objects, "StatefulSet", "start-redis"))
     # The password reaches redis-server on stdin ("-"), never on its command line.
     assert "requirepass $REDIS_PASSWORD" in redis["command"][2] and redis["args"][-1] == "-"

@@ -252,8 +252,9 @@ def test_with_an_object_store_runs_get_the_orchestrators_credentials_and_no_volu
         mount = next(m for m in container["volumeMounts"] if m["name"] == "results-credentials")
         assert mount == next(m for m in front["volumeMounts"] if m["name"] == "results-credentials")
         assert mount["readOnly"] is True
-    # The only Secret the chart writes is the in-chart Redis' generated password.
-    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["start-redis"]
+    # The only Secrets the chart writes are generated ones: Redis' password, the gRPC certificate and token.
+    names = [s["metadata"]["name"] for s in of_kind(objects, "Secret")]
+    assert names == ["start-auth-token", "start-redis", "start-tls"]
 
 
 @pytest.mark.parametrize(

@@ -69,8 +69,10 @@ def test_results_in_an_object_store_need_no_volume_and_take_credentials_from_a_s
     assert volumes["results-credentials"]["secret"] == {"secretName": "results-s3"}
     mount = next(m for m in container["volumeMounts"] if m["name"] == "results-credentials")
     assert mount["readOnly"] is True
-    # The secret is referenced, never written into the chart (whose one Secret is Redis' password).
-    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["start-redis"]
+    # The secret is referenced, never written into the chart (whose Secrets are generated: Redis' password,
+    # the gRPC certificate and token).
+    names = [s["metadata"]["name"] for s in of_kind(objects, "Secret")]
+    assert names == ["start-auth-token", "start-redis", "start-tls"]
 
 
 def test_results_without_persistence_live_in_the_pod(render) -> None:

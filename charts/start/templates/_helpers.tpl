@@ -113,29 +113,37 @@ securityContext:
 {{/*
 gRPC health probes (Kubernetes' built-in grpc probe on the standard health service).
 The startup probe covers loading; liveness only starts after it, so a slow model load
-never gets the pod killed. (dict "port" 50051 "startup" .Values.generation.startupProbe)
+never gets the pod killed. kubelet's grpc probe cannot do TLS, so with auth.enabled the
+probes ask the plaintext port that serves health alone (auth.healthPort; start.probePort).
+(dict "root" $ "port" 50051 "startup" .Values.generation.startupProbe)
 */}}
 {{- define "start.grpcProbes" -}}
 {{- $startup := .startup | default (dict "periodSeconds" 5 "failureThreshold" 24) -}}
+{{- $port := include "start.probePort" . -}}
 startupProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: {{ $startup.periodSeconds }}
   failureThreshold: {{ $startup.failureThreshold }}
 readinessProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: 5
   failureThreshold: 2
 livenessProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: 10
   timeoutSeconds: 5
   failureThreshold: 6
 {{- end -}}
 
-{{/* Container ports of a gRPC service. */}}
+{{/* The port kubelet probes: the plaintext health port with auth on, else the gRPC port. (dict "root" $ "port" 50051) */}}
+{{- define "start.probePort" -}}
+{{- if include "start.authEnabled" .root -}}{{ .root.Values.auth.healthPort }}{{- else -}}{{ .port }}{{- end -}}
+{{- end -}}
+
+{{/* Container ports of a gRPC service (and its plaintext health port with auth on). */}}
 {{- define "start.grpcPorts" -}}
 - name: grpc
   containerPort: {{ .port }}
@@ -143,11 +151,17 @@ livenessProbe:
 - name: metrics
   containerPort: {{ .root.Values.metricsPort }}
   protocol: TCP
+{{- if include "start.authEnabled" .root }}
+- name: health
+  containerPort: {{ .root.Values.auth.healthPort }}
+  protocol: TCP
+{{- end }}
 {{- end -}}
 
 {{/*
 The runtime's own settings for service NAME (START_<NAME>_*), as every server reads them:
-bind all interfaces, fixed port, metrics, json logs, drain time.
+bind all interfaces, fixed port, metrics, json logs, drain time; with auth on, the plaintext
+health port for the probes and the pod's certificate and token (start.authEnv).
 (dict "root" $ "name" "hints" "port" 50052 "grace" 10)
 */}}
 {{- define "start.serverEnv" -}}
@@ -164,6 +178,11 @@ bind all interfaces, fixed port, metrics, json logs, drain time.
   value: {{ .root.Values.logLevel | quote }}
 - name: {{ $prefix }}GRACE_S
   value: {{ .grace | quote }}
+{{- if include "start.authEnabled" .root }}
+- name: {{ $prefix }}HEALTH_PORT
+  value: {{ .root.Values.auth.healthPort | quote }}
+{{- end }}
+{{- include "start.authEnv" .root }}
 {{- end -}}
 
 {{/* Address of a service inside the cluster: (dict "root" $ "component" "hints" "port" 50052). */}}
@@ -588,4 +607,102 @@ in-chart one, or networkPolicy.externalRedis), and DNS. As (dict "calls" ... "eg
 {{- $egress = include "start.externalEgress" .Values.networkPolicy.externalRedis | fromJsonArray -}}
 {{- end }}
 {{- toJson (dict "calls" $calls "egress" $egress) -}}
+{{- end -}}
+
+
+{{/*
+Authentication between START's processes (services/common/auth.py; docs/deployment.md,
+"Authentication"). With auth.enabled every gRPC server requires mutual TLS and a bearer
+token, and every client (services, workers, recipe runs, `helm test`) presents them: one
+certificate per release, with both TLS usages, from auth.tls.existingSecret, cert-manager
+(certificate-tls.yaml) or the chart (secret-tls.yaml), and one token (secret-auth-token.yaml),
+both mounted read-only into each pod.
+*/}}
+
+{{/* Whether authentication is on ("true" or ""). */}}
+{{- define "start.authEnabled" -}}
+{{- if .Values.auth.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret with tls.crt, tls.key and ca.crt: auth.tls.existingSecret, or the chart's (made by it or by cert-manager). */}}
+{{- define "start.tlsSecretName" -}}
+{{- .Values.auth.tls.existingSecret | default (include "start.componentName" (dict "root" . "component" "tls")) -}}
+{{- end -}}
+
+{{/* The Secret holding the bearer token: auth.token.existingSecret, or the chart's own. */}}
+{{- define "start.tokenSecretName" -}}
+{{- .Values.auth.token.existingSecret | default (include "start.componentName" (dict "root" . "component" "auth-token")) -}}
+{{- end -}}
+
+{{/*
+The name every server's certificate carries and every client checks (START_TLS_SERVER_NAME):
+clients also dial pod IPs (generation replicas found by DNS), which no certificate names.
+*/}}
+{{- define "start.tlsServerName" -}}
+{{- .Values.auth.tls.serverName | default (include "start.fullname" .) -}}
+{{- end -}}
+
+{{/* The names the chart's certificate carries (generated or cert-manager's), as JSON: dns and ips. */}}
+{{- define "start.tlsNames" -}}
+{{- $dns := list (include "start.tlsServerName" .) "localhost" -}}
+{{- range list "generation" "generation-headless" "hints" "sandbox" "scoring" "orchestrator" }}
+{{- $name := include "start.componentName" (dict "root" $ "component" .) -}}
+{{- $dns = concat $dns (list $name (printf "%s.%s" $name $.Release.Namespace) (printf "%s.%s.svc" $name $.Release.Namespace) (printf "%s.%s.svc.cluster.local" $name $.Release.Namespace)) -}}
+{{- end }}
+{{- toJson (dict "dns" (uniq $dns) "ips" (list "127.0.0.1")) -}}
+{{- end -}}
+
+{{- define "start.tlsDir" -}}/etc/start/tls{{- end -}}
+{{- define "start.tokenDir" -}}/etc/start/auth{{- end -}}
+
+{{/* The settings that make a process authenticate, as server and as client (none with auth off). */}}
+{{- define "start.authEnv" -}}
+{{- if include "start.authEnabled" . }}
+- name: START_TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" (include "start.tlsDir" .) | quote }}
+- name: START_TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" (include "start.tlsDir" .) | quote }}
+- name: START_TLS_CA_FILE
+  value: {{ printf "%s/ca.crt" (include "start.tlsDir" .) | quote }}
+- name: START_TLS_SERVER_NAME
+  value: {{ include "start.tlsServerName" . | quote }}
+- name: START_AUTH_TOKEN_FILE
+  value: {{ printf "%s/%s" (include "start.tokenDir" .) .Values.auth.token.key | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Mounts of the certificate and the token (none with auth off). */}}
+{{- define "start.authVolumeMounts" -}}
+{{- if include "start.authEnabled" . }}
+- name: auth-tls
+  mountPath: {{ include "start.tlsDir" . }}
+  readOnly: true
+- name: auth-token
+  mountPath: {{ include "start.tokenDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+The volumes behind start.authVolumeMounts. Mode 0440: the files belong to root and the
+pods' fsGroup, so the process reads them and the sandbox's runs (other uids, no groups)
+do not.
+*/}}
+{{- define "start.authVolumes" -}}
+{{- if include "start.authEnabled" . }}
+- name: auth-tls
+  secret:
+    secretName: {{ include "start.tlsSecretName" . }}
+    defaultMode: 0440
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      - {key: ca.crt, path: ca.crt}
+- name: auth-token
+  secret:
+    secretName: {{ include "start.tokenSecretName" . }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .Values.auth.token.key }}, path: {{ .Values.auth.token.key }}}
+{{- end }}
 {{- end -}}

@@ -106,6 +106,7 @@ spec:
                 {{- end }}
                 - name: RESULTS
                   value: {{ include "start.resultsRoot" $root | quote }}
+                {{- with include "start.authEnv" $root }}{{ . | trim | nindent 16 }}{{ end }}
                 {{- range .inputs }}
                 - name: {{ .name }}
                   value: {{ .value | toString | quote }}
@@ -120,8 +121,10 @@ spec:
                 {{- include "start.containerSecurityContext" $root | nindent 16 }}
               volumeMounts:
                 {{- include "start.tmpVolumeMount" $root | nindent 16 }}
+                {{- with include "start.authVolumeMounts" $root }}{{ . | trim | nindent 16 }}{{ end }}
                 {{- with include "start.resultsVolumeMounts" $root }}{{ . | trim | nindent 16 }}{{ end }}
           volumes:
             {{- include "start.tmpVolume" $j.tmpSize | nindent 12 }}
+            {{- with include "start.authVolumes" $root }}{{ . | trim | nindent 12 }}{{ end }}
             {{- with include "start.resultsVolumes" $root }}{{ . | trim | nindent 12 }}{{ end }}
 {{- end -}}
