@@ -46,11 +46,26 @@ class WorkerSettings(BaseSettings):
     step_soft_time_limit_s: float = Field(600, gt=0, description="Soft limit of one step (prefork pools).")
     step_time_limit_s: float = Field(660, gt=0, description="Hard limit of one step (prefork pools).")
     rpc_timeout_s: float = Field(300, gt=0, description="Deadline of each call to a peer; bounds a step.")
+    episode_budget_s: float = Field(
+        3600,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Wall-clock budget of an episode from its creation (a job's: its admission): each call's "
+        "deadline is what is left of it, within rpc_timeout_s, and an episode past it ends FAILED saying so.",
+    )
     visibility_timeout_s: int = Field(
         900, ge=1, description="A step whose worker died is redelivered after this long; keep above a step's time."
     )
-    max_retries: int = Field(3, ge=0, le=20, description="Retries of a step on UNAVAILABLE-like errors.")
-    retry_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each retry, capped at 60 s.")
+    max_retries: int = Field(
+        8,
+        ge=0,
+        le=20,
+        description="Retries of a step on UNAVAILABLE-like errors. 8 retries wait 2 to 4 minutes in all: a "
+        "peer that restarts (a vLLM engine loads in a minute or two on a small machine) fails no episode.",
+    )
+    retry_backoff_s: float = Field(
+        2.0, gt=0, description="First retry delay; doubles each retry, capped at 60 s, jittered (0.5x to 1x)."
+    )
     busy_wait_s: float = Field(
         900, ge=0, description="How long a step waits out a busy peer (RESOURCE_EXHAUSTED) before it fails."
     )

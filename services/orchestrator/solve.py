@@ -108,7 +108,7 @@ class StreamingPeers(Peers):
         usage = pb.Usage()
         written = 0  # characters of sample 0 this call has written so far
         with self.generation_stub(episode_id) as stub:
-            call = stub.GenerateStream(generation_request(context, sampling), timeout=self.timeout_s)
+            call = stub.GenerateStream(generation_request(context, sampling), timeout=self.call_timeout())
             try:
                 for chunk in call:
                     # An episode generates one sample; only sample 0 is the episode's text.
@@ -218,7 +218,7 @@ def _take_step(episode: pb.Episode, peers: Peers, cancelled: threading.Event) ->
             elif is_transient(exc):
                 if faults >= STEP_RETRIES:
                     raise Unavailable(f"step {step} after {faults} retries: {describe(exc)}") from exc
-                pause = RETRY_BACKOFF_S * 2**faults
+                pause = random.uniform(0.5, 1.0) * RETRY_BACKOFF_S * 2**faults  # jittered, as the workers'
                 faults += 1
                 log.info("retrying step", episode_id=episode.id, step=step, retry=faults, error=describe(exc))
             elif isinstance(exc, ServiceError):

@@ -10,6 +10,11 @@ asks the hint policy what comes next:
                 as a fenced ```output block; policy(TOOL_DONE)
     FINISH      score the response; the episode is DONE
 
+An episode has a wall-clock budget from its creation (`budget_s`; the workers' setting
+`episode_budget_s`): each call of a step gets what is left of it as its deadline (capped
+by the per-call timeout), and a step that finds it spent ends the episode FAILED, saying
+so, instead of calling a peer.
+
 It changes the episode in place and advances `steps` by one; `tasks.py` saves it. This
 module owns the episode's counters (steps, tool calls, hints, tokens); the policy reads them
 through an `EpisodeView` and owns the decisions (stops, hints, the token budget), and
@@ -40,7 +45,14 @@ from start.v1 import generation_pb2, hints_pb2, sandbox_pb2, scoring_pb2
 ERROR_TAIL_LINES = 5
 
 
-def take_step(episode: pb.Episode, peers: Peers) -> None:
+def take_step(episode: pb.Episode, peers: Peers, budget_s: float = 0.0) -> None:
+    """`budget_s`: the episode's wall-clock budget, counted from `created_unix` (0: none)."""
+    if budget_s:
+        deadline = episode.created_unix + budget_s
+        if time.time() >= deadline:
+            end_early(episode, pb.EPISODE_STATUS_FAILED, budget_spent(episode, budget_s))
+            return
+        peers = peers.until(deadline)
     if episode.status == pb.EPISODE_STATUS_PENDING:
         _start(episode, peers)
     elif episode.next_action == pb.ACTION_KIND_GENERATE:
@@ -52,6 +64,15 @@ def take_step(episode: pb.Episode, peers: Peers) -> None:
     else:
         raise ValueError(f"episode {episode.id} has no next action (status {episode.status})")
     episode.steps += 1
+
+
+def budget_spent(episode: pb.Episode, budget_s: float) -> str:
+    """Why an episode ended at its budget: what it had done, and the setting to raise."""
+    return (
+        f"wall-clock budget of {budget_s:g} s spent before step {episode.steps} "
+        f"({episode.tool_calls} tool calls, {episode.generated_tokens} tokens generated); "
+        "raise START_WORKER_EPISODE_BUDGET_S for longer episodes"
+    )
 
 
 def end_early(episode: pb.Episode, status: int, error: str) -> None:

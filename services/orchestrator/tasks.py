@@ -7,8 +7,10 @@ it with a compare-and-set on the step counter, so a step run twice is saved once
 it takes the next step itself, saving after each, for up to `chain_s` (no broker hop, no
 reload: most of a step's platform time), and queues the step it stops at. Steps of a
 kind this worker does not consume go to their queue at once. Errors a retry may cure (a
-peer UNAVAILABLE, a deadline) are retried with exponential back-off; after the last retry,
-or on any other error, the episode is marked FAILED with the error.
+peer UNAVAILABLE, a deadline) are retried with jittered exponential back-off; after the
+last retry, or on any other error, the episode is marked FAILED with the error. Each call's
+deadline is what is left of the episode's wall-clock budget (`episode_budget_s`), within
+`rpc_timeout_s`; a step past the budget ends the episode (steps.take_step).
 
 An episode whose job was cancelled is recorded as CANCELLED at its next step instead. Redis
 commands ride out a Redis restart (store.blocking_redis); a step that still meets a broken
@@ -157,7 +159,7 @@ def _step(
     """
     settings, episode_id = ctx.settings, episode.id
     try:
-        take_step(episode, ctx.peers)
+        take_step(episode, ctx.peers, settings.episode_budget_s)
     except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded on the episode
         args = {"episode_id": episode_id, "step_no": step_no, "faults": faults}
         if is_busy(exc):
@@ -173,7 +175,10 @@ def _step(
             )
             return "failed"
         if (is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)) and faults < settings.max_retries:
-            delay = min(60.0, settings.retry_backoff_s * 2**faults)
+            # Jittered, so that the steps one peer's restart failed together do not all come
+            # back at the same instant; never under half the back-off, which is what lets a
+            # restart finish.
+            delay = random.uniform(0.5, 1.0) * min(60.0, settings.retry_backoff_s * 2**faults)
             log.info("retrying step", episode_id=episode_id, step=step_no, retry=faults + 1, error=describe(exc))
             STEPS.labels(action, "fault_retry").inc()
             raise self.retry(args=(), kwargs={**args, "faults": faults + 1}, countdown=delay) from exc
