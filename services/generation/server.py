@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Literal
 
@@ -242,3 +245,12 @@ async def serve_forever(settings: Settings) -> None:
     await serve("generation", settings, register, on_start=on_start, on_stop=on_stop, ready_on_start=False)
     if engine.state is EngineState.FAILED:
         raise SystemExit(f"generation: engine failed to load {settings.model}: {engine.failure}")
+    # Server and engine processes are stopped; exit now. Left to itself the interpreter
+    # spent about 20 s more in its final garbage collection after vLLM's shutdown (a
+    # faulthandler dump then showed only "Garbage-collecting", no Python frame), which
+    # outlasted a supervisor's grace and made every stop of the laptop stack wait for it
+    # (measured on SIGTERM: exit 21 s after "stopped" before, 0.6 s after).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
