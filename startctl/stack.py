@@ -119,6 +119,30 @@ class LocalStack:
         self.on_status("ready")
         return self
 
+    def process(self, name: str) -> LocalProcess:
+        """The running process of one part of the stack: "redis", a service, or "worker"."""
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"no process {name!r} in this stack: {[p.name for p in self.processes]}")
+
+    def restart(self, name: str, timeout_s: float = 600) -> LocalProcess:
+        """Start one part again on its port, as a supervisor (Kubernetes) would after it
+        died: what is left of the old one's process group is killed first (a vLLM engine
+        core, runsc sandboxes it left behind), then the same command runs with the same
+        environment and log file, and a service is waited for until it is SERVING."""
+        index = self.processes.index(self.process(name))
+        old = self.processes[index]
+        old.stop()
+        new = LocalProcess(old.name, old.argv, old.env, log_dir=old.log_dir)
+        self.processes[index] = new
+        new.start()
+        if name == "redis":
+            wait_redis(self.redis_url, new)
+        elif name in START_ORDER:
+            wait_ready(new, self.addr(name), timeout_s)
+        return new
+
     def check_alive(self) -> None:
         for proc in self.processes:
             if not proc.alive():
