@@ -14,16 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from google.protobuf import json_format
 
-# The text contract is services.common.text_contract's. Beside END_THINK, which this module
-# uses, its names are re-exported here for the modules that still import them from here
-# (orchestrator steps and solve, recipe review); new code imports the contract's module.
-from services.common.text_contract import CLOSING_FENCE as CLOSING_FENCE
 from services.common.text_contract import END_THINK
-from services.common.text_contract import PYTHON_FENCE as PYTHON_FENCE
-from services.common.text_contract import format_tool_output as format_tool_output
-from services.common.text_contract import last_closed_code_block as last_closed_code_block
-from services.common.text_contract import open_code_block as open_code_block
-from services.common.text_contract import truncate_output as truncate_output
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, hints_pb2
 from start.v1 import orchestrator_pb2 as opb

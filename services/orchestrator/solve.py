@@ -33,10 +33,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.common.episode import last_closed_code_block, new_episode, text_of
+from services.common.episode import new_episode, text_of
 from services.common.errors import ServiceError, Unavailable
 from services.common.logs import get_logger
 from services.common.settings import PeerAddresses
+from services.common.text_contract import last_closed_code_block
 from services.orchestrator.peers import Peers, TransientError, describe, generation_request, is_busy, is_transient
 from services.orchestrator.steps import take_step
 from services.orchestrator.validate import validate_problem_and_options, with_defaults

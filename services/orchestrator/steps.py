@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import time
 
-from services.common.episode import (
+from services.common.episode import append_span, context_pieces, text_of
+from services.common.text_contract import (
     CLOSING_FENCE,
     END_THINK,
     PYTHON_FENCE,
-    append_span,
-    context_pieces,
     format_tool_output,
     last_closed_code_block,
     open_code_block,
-    text_of,
     truncate_output,
 )
 from services.orchestrator.peers import Peers, TransientError

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from services.common.episode import END_THINK, append_span, context_pieces, context_token_ids, text_of, view_of
+from services.common.episode import append_span, context_pieces, context_token_ids, text_of, view_of
+from services.common.text_contract import END_THINK
 from start.v1 import common_pb2 as pb
 from startctl.stack import MICRO_MODEL
 

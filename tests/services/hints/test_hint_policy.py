@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.episode import CLOSING_FENCE, END_THINK, PYTHON_FENCE, append_span, open_code_block, view_of
+from services.common.episode import append_span, view_of
+from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE, open_code_block
 from services.hints.library import LibraryCatalog, LibraryError
 from services.hints.policy import WORD_ENDINGS, HintPolicy
 from start.v1 import common_pb2 as pb

@@ -16,7 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.channels import channel
-from services.common.episode import format_tool_output, last_closed_code_block, snapshots_of
+from services.common.episode import snapshots_of
+from services.common.text_contract import format_tool_output, last_closed_code_block
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc

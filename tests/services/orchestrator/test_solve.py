@@ -21,9 +21,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.common.channels import channel
-from services.common.episode import last_closed_code_block, text_of
+from services.common.episode import text_of
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.settings import PeerAddresses
+from services.common.text_contract import last_closed_code_block
 from services.orchestrator.solve import solve_stream
 from start.v1 import common_pb2 as pb
 from start.v1 import generation_pb2, generation_pb2_grpc
