@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -60,8 +61,17 @@ EXECUTION_UID = int(os.environ.get("START_EXECUTION_UID", "65534"))
 SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 # In a pod the network namespace is the pod's: each execution gets an empty one instead.
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
+# In a pod every process of the pod (the sandbox service with its environment, the other
+# fork servers) is in /proc, and gVisor lets any uid read another's /proc/PID/environ and
+# maps: this fork server and its executions get a PID namespace and a /proc of their own.
+PRIVATE_PROC = os.environ.get("START_PRIVATE_PROC") == "1"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+# How often the memory of all of an execution's processes together is measured.
+MEMORY_POLL_S = 0.02
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
 HEADER = struct.Struct(">I")
 # What the zygote reports about a child: (pid, 0) once forked, then (pid, wait status).
@@ -324,6 +334,29 @@ def survivors() -> list[int]:
     return found
 
 
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (VmRSS); 0 once it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_memory(base_rss: int) -> int:
+    """The resident memory of the execution uid's processes beyond the zygote's shared pages.
+
+    gVisor counts the pages a forked process shares with the zygote in each process's
+    VmRSS, so each is charged what it holds beyond `base_rss` (the execution's process
+    before it ran anything). A process that exec'd a new program holds none of those
+    pages: it is charged its size less `base_rss`, at most that much under.
+    """
+    return sum(max(0, resident_bytes(pid) - base_rss) for pid in survivors())
+
+
 def vm_size() -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -342,10 +375,15 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
         selector.register(fd, selectors.EVENT_READ)
     # The zygote's report of the child's exit ends the select at once.
     selector.register(zygote.channel, selectors.EVENT_READ)
+    # The child waits for its request: what it holds now is the zygote's (shared) pages,
+    # which every process the program forks shares too. Only growth beyond it is the run's.
+    base_rss = resident_bytes(child.pid)
+    memory_cap = req["memory_mb"] * 1024 * 1024
     started = time.monotonic()
     child.start(req)
     deadline = started + req["timeout_s"]
-    status, wait_status, over = None, None, False
+    status, wait_status, over, memory_used = None, None, False, 0
+    next_poll = started + MEMORY_POLL_S
     while True:
         now = time.monotonic()
         if now >= deadline:
@@ -353,7 +391,7 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
             break
         # Once the program has exited, take what is already in the pipes and stop:
         # a background process holding them open must not stretch the execution.
-        events = selector.select(0 if wait_status is not None else deadline - now)
+        events = selector.select(0 if wait_status is not None else min(deadline - now, MEMORY_POLL_S))
         got_output = False
         for key, _ in events:
             if key.fd == zygote.channel.fileno():
@@ -373,6 +411,14 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
             break
         if wait_status is not None and not got_output:
             break
+        # RLIMIT_AS bounds each process; this bounds them together (a program that forks
+        # twenty children, each under the limit).
+        if wait_status is None and now >= next_poll:
+            next_poll = now + MEMORY_POLL_S
+            memory_used = run_memory(base_rss)
+            if memory_used > memory_cap:
+                status = "MEMORY_LIMIT"
+                break
     wall_ms = (time.monotonic() - started) * 1000
     if wait_status is None:
         # The process group, and the child itself in case it has not reached setsid yet.
@@ -391,6 +437,13 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
     clean = remove_leftovers(shared) and clean
 
     exit_code = os.waitstatus_to_exitcode(wait_status)
+    if status == "MEMORY_LIMIT":
+        if buffers[err_r] and not buffers[err_r].endswith(b"\n"):
+            buffers[err_r] += b"\n"
+        buffers[err_r] += (
+            f"sandbox: the execution's processes together used {memory_used >> 20} MiB, over its "
+            f"memory limit of {req['memory_mb']} MiB; all of them were killed\n"
+        ).encode()
     stdout, stderr = bytes(buffers[out_r]), bytes(buffers[err_r])
     if status is None:
         status = classify(exit_code, stderr)
@@ -465,7 +518,33 @@ def classify(exit_code: int, stderr: bytes) -> str:
     return "RUNTIME_ERROR"
 
 
+def enter_private_proc() -> None:
+    """Move into a new PID and mount namespace with its own /proc (pod mode, see PRIVATE_PROC).
+
+    The process that called this stays outside, as the service's child, only to wait for
+    the fork server (the new namespace's PID 1) and pass on how it ended; the fork server,
+    its zygote and executions see their own processes in /proc and nothing else of the pod.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWPID | CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID | CLONE_NEWNS) failed")
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    # Keep the new /proc out of the namespace this one was copied from. gVisor has no mount
+    # propagation between namespaces and refuses the call (EINVAL); a Linux kernel needs it.
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0 and ctypes.get_errno() != errno.EINVAL:
+        raise OSError(ctypes.get_errno(), "making / private failed")
+    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        raise OSError(ctypes.get_errno(), "mounting a private /proc failed")
+
+
 def main() -> None:
+    if PRIVATE_PROC:
+        enter_private_proc()
     # The frame channel is a private copy of stdin/stdout; fds 0-2 themselves are pointed
     # at /dev/null so that nothing printed by a library can corrupt the protocol.
     channel_in = os.fdopen(os.dup(0), "rb", buffering=0)
