@@ -193,8 +193,6 @@ def process_launcher(state_dir: Path, spec: BundleSpec, unshare_net: bool, isola
             "START_SCRATCH_ROOT": str(scratch),
             "START_EXECUTION_UID": str(uid),
             "START_UNSHARE_NET": "1" if unshare_net else "0",
-            # The same pod-mode switch: executions must not see the service's process.
-            "START_PRIVATE_PROC": "1" if unshare_net else "0",
         }
 
     return Launcher(argv=lambda cid: [sys.executable, str(FORKSERVER)], env=env, isolated=isolated)

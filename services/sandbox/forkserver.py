@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import json
 import os
 import resource
@@ -61,15 +60,8 @@ EXECUTION_UID = int(os.environ.get("START_EXECUTION_UID", "65534"))
 SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 # In a pod the network namespace is the pod's: each execution gets an empty one instead.
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
-# In a pod every process of the pod (the sandbox service with its environment, the other
-# fork servers) is in /proc, and gVisor lets any uid read another's /proc/PID/environ and
-# maps: this fork server and its executions get a PID namespace and a /proc of their own.
-PRIVATE_PROC = os.environ.get("START_PRIVATE_PROC") == "1"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNS = 0x00020000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 # How often the memory of all of an execution's processes together is measured.
 MEMORY_POLL_S = 0.02
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
@@ -323,14 +315,25 @@ def reap() -> None:
 
 
 def survivors() -> list[int]:
+    """Live processes of the execution uid; zombies are not counted.
+
+    A zombie holds no memory, file or IPC object and runs nothing, and it is not always
+    this server's to reap: in a pod, orphans go to the pod's PID 1 (gVisor lets only PID 1
+    be a child subreaper), and counting them retired every sandbox after a run that left one.
+    """
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == EXECUTION_UID:
-                    found.append(int(entry))
-            except FileNotFoundError:
+                if os.stat(f"/proc/{entry}").st_uid != EXECUTION_UID:
+                    continue
+                with open(f"/proc/{entry}/stat") as stat_file:
+                    # "pid (comm) state ...": comm may hold spaces and parentheses.
+                    state = stat_file.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 continue
+            if state != "Z":
+                found.append(int(entry))
     return found
 
 
@@ -518,33 +521,7 @@ def classify(exit_code: int, stderr: bytes) -> str:
     return "RUNTIME_ERROR"
 
 
-def enter_private_proc() -> None:
-    """Move into a new PID and mount namespace with its own /proc (pod mode, see PRIVATE_PROC).
-
-    The process that called this stays outside, as the service's child, only to wait for
-    the fork server (the new namespace's PID 1) and pass on how it ended; the fork server,
-    its zygote and executions see their own processes in /proc and nothing else of the pod.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWPID | CLONE_NEWNS) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID | CLONE_NEWNS) failed")
-    pid = os.fork()
-    if pid:
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    # Keep the new /proc out of the namespace this one was copied from. gVisor has no mount
-    # propagation between namespaces and refuses the call (EINVAL); a Linux kernel needs it.
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0 and ctypes.get_errno() != errno.EINVAL:
-        raise OSError(ctypes.get_errno(), "making / private failed")
-    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-        raise OSError(ctypes.get_errno(), "mounting a private /proc failed")
-
-
 def main() -> None:
-    if PRIVATE_PROC:
-        enter_private_proc()
     # The frame channel is a private copy of stdin/stdout; fds 0-2 themselves are pointed
     # at /dev/null so that nothing printed by a library can corrupt the protocol.
     channel_in = os.fdopen(os.dup(0), "rb", buffering=0)

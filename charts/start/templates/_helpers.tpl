@@ -79,10 +79,8 @@ seccompProfile:
 The one exception to non-root: the sandbox container runs with START_SANDBOX_ISOLATION=pod
 as root *inside its gVisor sandbox* (gVisor's user-space kernel, not the node's), so that
 it can run each execution under its own unprivileged uid in its own empty network
-namespace and its own IPC namespace, and each fork server in its own PID namespace under
-a private /proc (executions must not see the service's environment). It keeps a read-only
-root, seccomp, and only the capabilities that needs (SYS_ADMIN for the namespaces and the
-/proc mount); what each is for, and why it cannot run without them, is the threat model in
+namespace and its own IPC namespace. It keeps a read-only root, seccomp, and only the
+capabilities that needs (SYS_ADMIN for the two namespaces); what each is for, and why it cannot run without them, is the threat model in
 docs/sandbox.md ("Threat model in a pod"). Kubernetes rejects allowPrivilegeEscalation: false
 together with SYS_ADMIN, hence true.
 */}}

@@ -86,14 +86,20 @@ PROC_PROBE = textwrap.dedent("""\
     """)
 
 
-def check_proc_probe(result: dict) -> None:
+def check_proc_probe(result: dict, pod: bool = False) -> None:
+    """In pod mode the service shares the kernel and /proc with the run, and gVisor (2022-12)
+    lets any uid read its environ and reopen its stdin, which is a host file (the pod's
+    /dev/null); nothing else (docs/sandbox.md, threat model)."""
     assert result["status"] == "OK", result
     lines = result["stdout"].splitlines()
     assert int(lines[0].split()[1]) >= 1, "the fork server at least is in /proc"
-    assert not [line for line in lines if line.startswith(("read memory", "secret"))], result["stdout"]
-    opened = [line for line in lines if line.startswith("opened")]
+    assert not [line for line in lines if line.startswith("read memory")], result["stdout"]
+    if not pod:
+        assert not [line for line in lines if line.startswith("secret")], result["stdout"]
+    opened = [line.split() for line in lines if line.startswith("opened")]
     # gVisor lets any uid reopen another process's /dev/null; nothing else may open.
-    assert all(line.endswith(" /dev/null") for line in opened), opened
+    others = [o for o in opened if o[4] != "/dev/null" and not (pod and o[2] == "0" and o[4].startswith("host:"))]
+    assert others == [], opened
     # stdin, stdout, stderr and the directory listing itself: nothing inherited.
     assert lines[-1] == "own [0, 1, 2] 4", lines[-1]
 

@@ -109,8 +109,9 @@ def run_in_pod(tmp_path, script: str, *args: str) -> list[dict]:
         ["runsc", "--root", str(tmp_path), "--network=none", "--ignore-cgroups", "do",
          sys.executable, "-c", script, *args],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", POD_SECRET: "s3"},
+        stdin=subprocess.DEVNULL,  # as a pod's container has
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-8000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -161,9 +162,9 @@ def test_pod_mode_runs_find_nothing_of_the_run_before(tmp_path):
 @pytest.mark.slow
 def test_pod_mode_contains_programs_that_go_after_the_sandbox(tmp_path):
     # The same programs as test_hostile_processes.py. In a pod the service and the other
-    # fork servers share the kernel: /proc must not show them (gVisor lets any uid read
-    # another's environ and maps), and /tmp and /dev/shm are writable, so the clean-up
-    # meets the run's symlinks there.
+    # fork servers share the kernel and /proc (gVisor lets any uid read another's environ,
+    # hence no secret in the pod's environment), and /tmp and /dev/shm are writable, so the
+    # clean-up meets the run's symlinks there.
     quick = {"timeout_s": 20, "cpu_s": 20}
     programs = [
         (hostile.THREAD_BOMB, quick),
@@ -182,7 +183,7 @@ def test_pod_mode_contains_programs_that_go_after_the_sandbox(tmp_path):
     results = done["results"]
     hostile.check_thread_bomb(results[0])
     hostile.check_stderr_flood(results[1], 10_000)
-    hostile.check_proc_probe(results[2])
+    hostile.check_proc_probe(results[2], pod=True)
     hostile.check_ptrace(results[3])
     hostile.check_forged_frame(results[4])
     hostile.check_memory_stopped(results[5], 256)
