@@ -293,6 +293,9 @@ def sweep() -> bool:
     uid in /proc; rounds repeat until a fork bomb bounded by RLIMIT_NPROC is gone.
     """
     for _ in range(50):
+        # Zombies are not survivors, but those that are this server's must go: they would
+        # count against the next execution's RLIMIT_NPROC (the same uid).
+        reap()
         found = survivors()
         if not found:
             return True
