@@ -298,6 +298,7 @@ def sweep() -> bool:
         reap()
         found = survivors()
         if not found:
+            reap()  # a process survivors() saw as a zombie is reaped now, if it is this server's
             return True
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
