@@ -319,7 +319,7 @@ def reap() -> None:
 
 
 def survivors() -> list[int]:
-    """Live processes of the execution uid; zombies are not counted.
+    """Processes of the execution uid, but for zombies another process must reap.
 
     A zombie holds no memory, file or IPC object and runs nothing, and it is not always
     this server's to reap: in a pod, orphans go to the pod's PID 1 (gVisor lets only PID 1
@@ -332,11 +332,13 @@ def survivors() -> list[int]:
                 if os.stat(f"/proc/{entry}").st_uid != EXECUTION_UID:
                     continue
                 with open(f"/proc/{entry}/stat") as stat_file:
-                    # "pid (comm) state ...": comm may hold spaces and parentheses.
-                    state = stat_file.read().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
+                    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    state, ppid = stat_file.read().rsplit(")", 1)[1].split()[:2]
+            except (OSError, IndexError, ValueError):
                 continue
-            if state != "Z":
+            # Only a zombie held by another PID 1 (the pod's service) is left; this server's
+            # own (and those still on their way to it) are counted until `sweep` reaps them.
+            if not (state == "Z" and int(ppid) == 1 and os.getpid() != 1):
                 found.append(int(entry))
     return found
 
