@@ -62,6 +62,8 @@ SCRATCH_ROOT = os.environ.get("START_SCRATCH_ROOT", "/scratch")
 UNSHARE_NET = os.environ.get("START_UNSHARE_NET") == "1"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
+# How often the memory of all of an execution's processes together is measured.
+MEMORY_POLL_S = 0.02
 PRELOAD = [name for name in os.environ.get("START_PRELOAD", "").split(",") if name]
 HEADER = struct.Struct(">I")
 # What the zygote reports about a child: (pid, 0) once forked, then (pid, wait status).
@@ -291,8 +293,12 @@ def sweep() -> bool:
     uid in /proc; rounds repeat until a fork bomb bounded by RLIMIT_NPROC is gone.
     """
     for _ in range(50):
+        # Zombies are not survivors, but those that are this server's must go: they would
+        # count against the next execution's RLIMIT_NPROC (the same uid).
+        reap()
         found = survivors()
         if not found:
+            reap()  # a process survivors() saw as a zombie is reaped now, if it is this server's
             return True
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
@@ -313,15 +319,51 @@ def reap() -> None:
 
 
 def survivors() -> list[int]:
+    """Processes of the execution uid, but for zombies another process must reap.
+
+    A zombie holds no memory, file or IPC object and runs nothing, and it is not always
+    this server's to reap: in a pod, orphans go to the pod's PID 1 (gVisor lets only PID 1
+    be a child subreaper), and counting them retired every sandbox after a run that left one.
+    """
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == EXECUTION_UID:
-                    found.append(int(entry))
-            except FileNotFoundError:
+                if os.stat(f"/proc/{entry}").st_uid != EXECUTION_UID:
+                    continue
+                with open(f"/proc/{entry}/stat") as stat_file:
+                    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    state, ppid = stat_file.read().rsplit(")", 1)[1].split()[:2]
+            except (OSError, IndexError, ValueError):
                 continue
+            # Only a zombie held by another PID 1 (the pod's service) is left; this server's
+            # own (and those still on their way to it) are counted until `sweep` reaps them.
+            if not (state == "Z" and int(ppid) == 1 and os.getpid() != 1):
+                found.append(int(entry))
     return found
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (VmRSS); 0 once it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_memory(base_rss: int) -> int:
+    """The resident memory of the execution uid's processes beyond the zygote's shared pages.
+
+    gVisor counts the pages a forked process shares with the zygote in each process's
+    VmRSS, so each is charged what it holds beyond `base_rss` (the execution's process
+    before it ran anything). A process that exec'd a new program holds none of those
+    pages: it is charged its size less `base_rss`, at most that much under.
+    """
+    return sum(max(0, resident_bytes(pid) - base_rss) for pid in survivors())
 
 
 def vm_size() -> int:
@@ -342,10 +384,15 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
         selector.register(fd, selectors.EVENT_READ)
     # The zygote's report of the child's exit ends the select at once.
     selector.register(zygote.channel, selectors.EVENT_READ)
+    # The child waits for its request: what it holds now is the zygote's (shared) pages,
+    # which every process the program forks shares too. Only growth beyond it is the run's.
+    base_rss = resident_bytes(child.pid)
+    memory_cap = req["memory_mb"] * 1024 * 1024
     started = time.monotonic()
     child.start(req)
     deadline = started + req["timeout_s"]
-    status, wait_status, over = None, None, False
+    status, wait_status, over, memory_used = None, None, False, 0
+    next_poll = started + MEMORY_POLL_S
     while True:
         now = time.monotonic()
         if now >= deadline:
@@ -353,7 +400,7 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
             break
         # Once the program has exited, take what is already in the pipes and stop:
         # a background process holding them open must not stretch the execution.
-        events = selector.select(0 if wait_status is not None else deadline - now)
+        events = selector.select(0 if wait_status is not None else min(deadline - now, MEMORY_POLL_S))
         got_output = False
         for key, _ in events:
             if key.fd == zygote.channel.fileno():
@@ -373,6 +420,14 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
             break
         if wait_status is not None and not got_output:
             break
+        # RLIMIT_AS bounds each process; this bounds them together (a program that forks
+        # twenty children, each under the limit).
+        if wait_status is None and now >= next_poll:
+            next_poll = now + MEMORY_POLL_S
+            memory_used = run_memory(base_rss)
+            if memory_used > memory_cap:
+                status = "MEMORY_LIMIT"
+                break
     wall_ms = (time.monotonic() - started) * 1000
     if wait_status is None:
         # The process group, and the child itself in case it has not reached setsid yet.
@@ -391,6 +446,13 @@ def run_one(zygote: Zygote, child: Child, req: dict, shared: list[str]) -> dict:
     clean = remove_leftovers(shared) and clean
 
     exit_code = os.waitstatus_to_exitcode(wait_status)
+    if status == "MEMORY_LIMIT":
+        if buffers[err_r] and not buffers[err_r].endswith(b"\n"):
+            buffers[err_r] += b"\n"
+        buffers[err_r] += (
+            f"sandbox: the execution's processes together used {memory_used >> 20} MiB, over its "
+            f"memory limit of {req['memory_mb']} MiB; all of them were killed\n"
+        ).encode()
     stdout, stderr = bytes(buffers[out_r]), bytes(buffers[err_r])
     if status is None:
         status = classify(exit_code, stderr)

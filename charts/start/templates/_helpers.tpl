@@ -80,7 +80,8 @@ The one exception to non-root: the sandbox container runs with START_SANDBOX_ISO
 as root *inside its gVisor sandbox* (gVisor's user-space kernel, not the node's), so that
 it can run each execution under its own unprivileged uid in its own empty network
 namespace and its own IPC namespace. It keeps a read-only root, seccomp, and only the
-capabilities that needs (SYS_ADMIN for the two namespaces). Kubernetes rejects allowPrivilegeEscalation: false
+capabilities that needs (SYS_ADMIN for the two namespaces); what each is for, and why it cannot run without them, is the threat model in
+docs/sandbox.md ("Threat model in a pod"). Kubernetes rejects allowPrivilegeEscalation: false
 together with SYS_ADMIN, hence true.
 */}}
 {{- define "start.sandboxSecurityContext" -}}

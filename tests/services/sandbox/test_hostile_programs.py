@@ -36,7 +36,9 @@ def test_sleeping_past_the_wall_time_is_reported_as_timeout(sandbox):
 def test_fork_bomb_is_contained_and_killed(sandbox):
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     result = sandbox.run(code, timeout_s=2)
-    assert result["status"] == "TIMEOUT"
+    # Each forked interpreter copies the pages it writes (reference counts): up to
+    # max_processes of them may together pass the memory limit before the wall time.
+    assert result["status"] in ("TIMEOUT", "MEMORY_LIMIT"), result
     sandbox.still_serving()
 
 

@@ -14,7 +14,7 @@ import pytest
 from services.common.errors import FailedPrecondition
 from services.sandbox.bundle import BundleSpec
 from services.sandbox.executor import make_launcher
-from tests.services.sandbox import leaks
+from tests.services.sandbox import hostile, leaks
 
 POD_SCRIPT = r'''
 import asyncio, json, os
@@ -71,14 +71,47 @@ asyncio.run(main())
 '''
 
 
+# Runs [code, limits] pairs one after the other on a pool of one fork server, with a
+# root-owned canary directory in the pod's /tmp for the symlink programs to aim at; the
+# last line is the results and whether the canary is still whole.
+POD_HOSTILE_SCRIPT = r'''
+import asyncio, json, os, sys
+from services.sandbox.server import Settings, build_pool
+from services.sandbox.executor import Execution, Limits
+
+os.chmod("/root", 0o755)  # as in POD_SCRIPT
+CANARY = sys.argv[2]
+os.makedirs(CANARY, mode=0o755)
+open(CANARY + "/keep.txt", "w").write("kept")
+
+async def main():
+    pool = build_pool(Settings(isolation="pod", pool_size=1, preload="", state_dir="/tmp/pod-state"))
+    await pool.start()
+    try:
+        results = []
+        for code, limits in json.loads(sys.argv[1]):
+            results.append((await pool.execute(Execution(code, limits=Limits(**limits)))).as_dict())
+    finally:
+        await pool.close()
+    whole = os.path.isfile(CANARY + "/keep.txt") and os.listdir(CANARY) == ["keep.txt"]
+    print(json.dumps({"results": results, "canary": whole}))
+
+asyncio.run(main())
+'''
+
+# In the pod's environment, as the service's: no execution may read it.
+POD_SECRET = "SANDBOX_TEST_SECRET"
+
+
 def run_in_pod(tmp_path, script: str, *args: str) -> list[dict]:
     """Run a script as the sandbox pod would (root inside a gVisor container); its last line's JSON."""
     done = subprocess.run(
         ["runsc", "--root", str(tmp_path), "--network=none", "--ignore-cgroups", "do",
          sys.executable, "-c", script, *args],
-        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "SANDBOX_TEST_SECRET": "s3"},
+        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", POD_SECRET: "s3"},
+        stdin=subprocess.DEVNULL,  # as a pod's container has
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-8000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -123,3 +156,43 @@ def test_pod_mode_runs_find_nothing_of_the_run_before(tmp_path):
             found[leave.__name__] = second["stdout"].splitlines()[1]
     assert found == {}, "a run found what the run before it left"
     assert "wrote /tmp" in results[4]["stdout"], "in a pod /tmp is writable: the clean-up must be what holds"
+
+
+@pytest.mark.runsc
+@pytest.mark.slow
+def test_pod_mode_contains_programs_that_go_after_the_sandbox(tmp_path):
+    # The same programs as test_hostile_processes.py. In a pod the service and the other
+    # fork servers share the kernel and /proc (gVisor lets any uid read another's environ,
+    # hence no secret in the pod's environment), and /tmp and /dev/shm are writable, so the
+    # clean-up meets the run's symlinks there.
+    quick = {"timeout_s": 20, "cpu_s": 20}
+    programs = [
+        (hostile.THREAD_BOMB, quick),
+        (hostile.STDERR_FLOOD, {**quick, "output_limit_bytes": 10_000}),
+        (hostile.PROC_PROBE, quick),
+        (hostile.PTRACE_EVERYONE, quick),
+        (hostile.FORGED_FRAME, quick),
+        (hostile.children_holding(6, 100), {**quick, "memory_mb": 256}),
+        (hostile.children_holding(3, 40), {**quick, "memory_mb": 256}),
+        (hostile.PLANT_SYMLINKS, quick),
+        ("import os\nnames = ('link-to-canary', 'dir-of-run')\n"
+         "print([n for d in ('/tmp', '/dev/shm') for n in os.listdir(d) if n in names], os.listdir('.'))\n"
+         "print(os.getcwd())\n", quick),
+    ]
+    done = run_in_pod(tmp_path, POD_HOSTILE_SCRIPT, json.dumps(programs), hostile.POD_CANARY)
+    results = done["results"]
+    hostile.check_thread_bomb(results[0])
+    hostile.check_stderr_flood(results[1], 10_000)
+    hostile.check_proc_probe(results[2], pod=True)
+    hostile.check_ptrace(results[3])
+    hostile.check_forged_frame(results[4])
+    hostile.check_memory_stopped(results[5], 256)
+    assert (results[6]["status"], results[6]["stdout"]) == ("OK", "all children done\n"), results[6]
+    planted, after = results[7], results[8]
+    assert planted["status"] == "OK" and "planted in /tmp" in planted["stdout"], planted
+    assert done["canary"], "the clean-up followed a planted link out of the run's files"
+    assert after["status"] == "OK", after
+    assert after["stdout"].splitlines()[0] == "[] []", "the run's links and directory were not removed"
+    assert hostile.run_number(after["stdout"]) == hostile.run_number(planted["stdout"]) + 1, (
+        "the clean-up failed: the sandbox was retired"
+    )
