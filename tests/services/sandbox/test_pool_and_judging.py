@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from services.sandbox.bundle import BundleSpec
-from services.sandbox.executor import Execution, Result, SandboxPool, Status, make_launcher
+from services.sandbox.executor import Execution, Limits, Result, SandboxPool, Status, make_launcher
 from services.sandbox.testcases import Case, judge_call, judge_stdio, normalize_stdout
 
 
@@ -27,6 +27,39 @@ def test_sandbox_is_replaced_after_its_execution_budget(tmp_path):
         return [r.stdout.strip() for r in results]
 
     assert asyncio.run(cwds()) == [f"/scratch/run-{n}" for n in (1, 2, 1, 2, 1)]
+
+
+@pytest.mark.runsc
+def test_sandbox_is_replaced_after_a_run_stopped_at_its_time_or_memory_limit(tmp_path):
+    # Such a run leaves gVisor's sentry at its high-water memory and a host stub process
+    # per process it had; the next execution gets a fresh sandbox (numbering from 1 again).
+    async def outcomes() -> list[tuple[Status, str]]:
+        launcher = make_launcher("runsc", False, "runsc", tmp_path, "ptrace", BundleSpec(preload=()))
+        pool = SandboxPool(launcher, size=1, max_queue=4, executions_per_sandbox=100)
+        await pool.start()
+        where = "import os\nprint(os.getcwd(), flush=True)"
+        try:
+            runs = [
+                Execution(where),
+                Execution(where + "\nwhile True: pass", limits=Limits(timeout_s=1, cpu_s=1)),
+                Execution(where),
+                Execution(where + "\nb = bytearray(400 << 20)\nb[::4096] = b'x' * len(b[::4096])",
+                          limits=Limits(memory_mb=128)),
+                Execution(where),
+                Execution(where + "\nraise SystemExit(3)"),
+                Execution(where),
+            ]
+            results = [await pool.execute(run) for run in runs]
+        finally:
+            await pool.close()
+        return [(r.status, r.stdout.strip().splitlines()[0] if r.stdout.strip() else "") for r in results]
+
+    got = asyncio.run(outcomes())
+    assert [status for status, _ in got] == [
+        Status.OK, Status.TIMEOUT, Status.OK, Status.MEMORY_LIMIT, Status.OK, Status.RUNTIME_ERROR, Status.OK,
+    ], got
+    # An ordinary failure (exit 3) keeps the sandbox warm; a limit retires it.
+    assert [cwd for _, cwd in got] == [f"/scratch/run-{n}" for n in (1, 2, 1, 2, 1, 2, 3)], got
 
 
 def _ok(stdout: str) -> Result:
