@@ -12,6 +12,7 @@ import importlib
 import typer
 from pydantic import ValidationError
 
+from services.common.logs import configure_logging
 from services.common.settings import load_settings, parse_overrides
 from startctl import bench, dataset_cmd, eval_cmd, job_cmd, local, sandbox_cmd, score_cmd, train_cmd, worker_cmd
 from startctl.processes import SERVICES
@@ -31,6 +32,14 @@ app.add_typer(dataset_cmd.app, name="dataset")
 app.add_typer(eval_cmd.app, name="eval")
 local.register(app)
 app.command()(worker_cmd.worker)
+
+
+@app.callback()
+def _logs_to_stderr() -> None:
+    """The platform's own logs from in-process parts (a one-shot sandbox, a scorer) go to
+    stderr at WARNING and above, so a command's stdout (`--json`, tables) stays its output
+    alone; `serve` and `worker` set their own level from their settings."""
+    configure_logging("WARNING")
 
 
 @app.command()
