@@ -102,15 +102,18 @@ class Sandbox:
         self._channel.close()
 
 
-def _status(reply: Reply, wanted: str) -> str:
-    return "" if reply.status == wanted else f"status {reply.status}, wanted {wanted}"
+def _status(reply: Reply, *wanted: str) -> str:
+    return "" if reply.status in wanted else f"status {reply.status}, wanted {' or '.join(wanted)}"
 
 
 def fork_bomb(sandbox: Sandbox, host: Host) -> str:
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     reply = sandbox.run(code, timeout_s=2)
     late = reply.wall_ms > (2 + KILL_SLACK_S) * 1000
-    return _status(reply, "TIMEOUT") or (f"killed only after {reply.wall_ms:.0f} ms" if late else "")
+    # Stopped at the wall time, or sooner when its processes together reach the run's memory
+    # limit (the fork server adds up the memory of all of a run's processes).
+    why = _status(reply, "TIMEOUT", "MEMORY_LIMIT")
+    return why or (f"killed only after {reply.wall_ms:.0f} ms" if late else "")
 
 
 def memory_hog(sandbox: Sandbox, host: Host) -> str:
