@@ -16,4 +16,8 @@ def test_the_sandbox_container_gets_no_secret_in_its_environment(default_objects
     assert "envFrom" not in container
     from_secrets = [e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
     assert from_secrets == []
-    assert [name for name in env_of(container) if SECRET_LOOKING.search(name)] == []
+    env = env_of(container)
+    # A *_FILE variable names a mounted file (the auth token, mode 0440: no execution's uid
+    # reads it); the path is no secret. Every other secret-looking name is.
+    assert [name for name in env if SECRET_LOOKING.search(name) and not name.endswith("_FILE")] == []
+    assert all(env[name].startswith("/") for name in env if name.endswith("_FILE")), env
