@@ -63,6 +63,10 @@ class Settings(ServiceSettings):
     default_max_tool_calls: int = Field(6, ge=1, description="Tool calls per episode when it sets none (paper: 6).")
     default_max_tool_output_chars: int = Field(2000, ge=1, description="Tool output kept per call by default.")
     max_question_chars: int = Field(200_000, ge=1, description="Longest question accepted.")
+    solve_budget_s: float = Field(
+        3600, gt=0, description="Wall-clock budget of a Solve's episode: each call's deadline is what is left of it, "
+        "and an episode past it ends FAILED saying so (a worker's episode has START_WORKER_EPISODE_BUDGET_S).",
+    )
     results_url: str = Field(
         "runs/jobs", description="Where job results go: a directory or fsspec URL (s3://, gs://); a folder per job."
     )

@@ -80,6 +80,11 @@ class SolveLimits(Protocol):
     default_max_total_tokens: int
     default_max_tool_calls: int
     default_max_tool_output_chars: int
+    solve_budget_s: float
+
+
+# The setting a Solve's wall-clock budget comes from, named when it runs out.
+SOLVE_BUDGET_SETTING = "START_ORCHESTRATOR_SOLVE_BUDGET_S"
 
 
 def _ignore(text: str) -> None:
@@ -101,6 +106,14 @@ class StreamingPeers(Peers):
 
     def start_step(self) -> None:
         self.streamed = ""
+
+    def until(self, deadline_unix: float) -> StreamingPeers:
+        """These very peers with the budget's deadline set, not a copy as a worker's are: a
+        Solve's peers serve its one episode in one thread, and hold what its step has
+        streamed (`streamed`), which a copy would keep to itself (the client would get the
+        step's text twice)."""
+        self.deadline_unix = deadline_unix
+        return self
 
     def generate(
         self, episode_id: str, context: list[generation_pb2.ContextPiece], sampling: pb.SamplingParams
@@ -154,11 +167,18 @@ def _diverged() -> Unavailable:
 
 
 def solve(
-    problem: pb.Problem, options: pb.EpisodeOptions, peers: StreamingPeers, emit: Emit, cancelled: threading.Event
+    problem: pb.Problem,
+    options: pb.EpisodeOptions,
+    peers: StreamingPeers,
+    emit: Emit,
+    cancelled: threading.Event,
+    budget_s: float = 0.0,
 ) -> pb.Episode:
     """Run the episode to its end, emitting its events; blocking. `options` are the
     effective ones (defaults filled in) and already validated. `peers.on_text` must send
-    MODEL_DELTAs through the same `emit`, so that the events keep the text's order."""
+    MODEL_DELTAs through the same `emit`, so that the events keep the text's order.
+    `budget_s`: the episode's wall-clock budget (0: none), as a worker's episode has: each
+    call's deadline is what is left of it, and the episode ends FAILED when it is spent."""
     episode = new_episode(problem, options)
     while episode.status not in _FINISHED:
         if cancelled.is_set():
@@ -169,7 +189,7 @@ def solve(
             if code is not None:  # without one the step fails and says so
                 emit(opb.SolveEvent(kind=opb.SOLVE_EVENT_KIND_TOOL_CODE, text=code))
         known = len(text_of(episode))
-        _take_step(episode, peers, cancelled)
+        _take_step(episode, peers, cancelled, budget_s)
         for event in appended_events(episode, known, peers.streamed):
             emit(event)
     emit(opb.SolveEvent(kind=opb.SOLVE_EVENT_KIND_FINAL, episode=episode))
@@ -193,7 +213,7 @@ def appended_events(episode: pb.Episode, known: int, streamed: str) -> Iterator[
             yield opb.SolveEvent(kind=kind, text=text, hint_id=span.hint_id, hint_category=span.hint_category)
 
 
-def _take_step(episode: pb.Episode, peers: Peers, cancelled: threading.Event) -> None:
+def _take_step(episode: pb.Episode, peers: Peers, cancelled: threading.Event, budget_s: float = 0.0) -> None:
     """`take_step`, tried again on a transient failure, waiting out a busy peer (as the
     workers do); a failure that stays raises the ServiceError the client sees."""
     before = pb.Episode()
@@ -201,7 +221,7 @@ def _take_step(episode: pb.Episode, peers: Peers, cancelled: threading.Event) ->
     faults, busy_since = 0, 0.0
     while True:
         try:
-            take_step(episode, peers)
+            take_step(episode, peers, budget_s, SOLVE_BUDGET_SETTING)
             return
         except SolveCancelled:
             raise
@@ -275,7 +295,7 @@ async def solve_stream(
     def run() -> None:
         try:
             peers = StreamingPeers(addresses, rpc_timeout_s, on_text=send_text)
-            solve(request.problem, options, peers, send, cancelled)
+            solve(request.problem, options, peers, send, cancelled, limits.solve_budget_s)
             end = _End()
         except SolveCancelled:
             return

@@ -43,12 +43,18 @@ from start.v1 import generation_pb2, hints_pb2, sandbox_pb2, scoring_pb2
 ERROR_TAIL_LINES = 5
 
 
-def take_step(episode: pb.Episode, peers: Peers, budget_s: float = 0.0) -> None:
-    """`budget_s`: the episode's wall-clock budget, counted from `created_unix` (0: none)."""
+WORKER_BUDGET_SETTING = "START_WORKER_EPISODE_BUDGET_S"
+
+
+def take_step(
+    episode: pb.Episode, peers: Peers, budget_s: float = 0.0, budget_setting: str = WORKER_BUDGET_SETTING
+) -> None:
+    """`budget_s`: the episode's wall-clock budget, counted from `created_unix` (0: none);
+    `budget_setting`: the setting that sets it, named when the budget runs out."""
     if budget_s:
         deadline = episode.created_unix + budget_s
         if time.time() >= deadline:
-            end_early(episode, pb.EPISODE_STATUS_FAILED, budget_spent(episode, budget_s))
+            end_early(episode, pb.EPISODE_STATUS_FAILED, budget_spent(episode, budget_s, budget_setting))
             return
         peers = peers.until(deadline)
     if episode.status == pb.EPISODE_STATUS_PENDING:
@@ -64,12 +70,12 @@ def take_step(episode: pb.Episode, peers: Peers, budget_s: float = 0.0) -> None:
     episode.steps += 1
 
 
-def budget_spent(episode: pb.Episode, budget_s: float) -> str:
+def budget_spent(episode: pb.Episode, budget_s: float, setting: str = WORKER_BUDGET_SETTING) -> str:
     """Why an episode ended at its budget: what it had done, and the setting to raise."""
     return (
         f"wall-clock budget of {budget_s:g} s spent before step {episode.steps} "
         f"({episode.tool_calls} tool calls, {episode.generated_tokens} tokens generated); "
-        "raise START_WORKER_EPISODE_BUDGET_S for longer episodes"
+        f"raise {setting} for longer episodes"
     )
 
 

@@ -47,6 +47,7 @@ class Limits:
     default_max_total_tokens: int = 4096
     default_max_tool_calls: int = 6
     default_max_tool_output_chars: int = 2000
+    solve_budget_s: float = 3600.0
 
 
 DELTA, HINT, TOOL_CODE, TOOL_OUTPUT, FINAL = (
@@ -117,6 +118,18 @@ async def test_an_empty_question_is_refused_naming_the_field(peers: PeerAddresse
     with pytest.raises(InvalidArgument) as refused:
         await anext(solve_stream(solve_request(question="  "), Limits(), peers, RPC_TIMEOUT_S))
     assert refused.value.field == "problem.question"
+
+
+async def test_a_solve_past_its_wall_clock_budget_ends_failed_naming_the_setting(peers: PeerAddresses) -> None:
+    # A hint-infer episode takes several seconds here (generation, a hint, a sandbox run);
+    # a budget of one second ends it at the next step, not at the client's deadline.
+    started = time.monotonic()
+    events = [e async for e in solve_stream(solve_request(), Limits(solve_budget_s=1.0), peers, RPC_TIMEOUT_S)]
+    episode = events[-1].episode
+    assert events[-1].kind == FINAL and episode.status == pb.EPISODE_STATUS_FAILED
+    assert "wall-clock budget of 1 s spent" in episode.error
+    assert "START_ORCHESTRATOR_SOLVE_BUDGET_S" in episode.error
+    assert time.monotonic() - started < 30
 
 
 async def test_a_sandbox_that_stays_down_ends_the_stream_unavailable(peers: PeerAddresses) -> None:
