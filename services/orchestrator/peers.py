@@ -108,6 +108,13 @@ class TransientError(Exception):
     """A failure that a later retry of the same step may not see (a sandbox hiccup)."""
 
 
+class BudgetSpent(TransientError):
+    """The episode's wall-clock budget ran out between two calls of a step. Retried as any
+    transient failure: the retry's `take_step` finds the budget spent and ends the episode
+    FAILED, saying so and naming the setting (the same end as a call cut by the budget's
+    deadline, DEADLINE_EXCEEDED)."""
+
+
 def is_busy(exc: BaseException) -> bool:
     """The peer is up but full (a bounded queue said no): wait and try again, it is not a fault."""
     return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -124,10 +131,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
         return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
     return f"{type(exc).__name__}: {exc}"
-
-
-class BudgetSpent(Exception):
-    """The episode's wall-clock budget ran out before a call could be made."""
 
 
 @dataclass

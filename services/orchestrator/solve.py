@@ -198,8 +198,15 @@ def solve(
 
 def appended_events(episode: pb.Episode, known: int, streamed: str) -> Iterator[opb.SolveEvent]:
     """Events for the episode's text past its first `known` characters, less `streamed`
-    (what the generation already sent: a step appends what the model wrote first)."""
-    if not text_of(episode)[known:].startswith(streamed):
+    (what the generation already sent: a step appends what the model wrote first).
+
+    One exception: a generation cut by the episode's budget (its deadline) streamed text
+    that its retry never appends, since the retry ends the episode at its budget. That text
+    is not the episode's: nothing more is sent, and FINAL holds the episode and why it ended."""
+    appended = text_of(episode)[known:]
+    if not appended.startswith(streamed):
+        if episode.status in _FINISHED and not appended:
+            return
         raise ServiceError(f"step {episode.steps - 1} appended other text than the engine streamed")
     offset = 0
     skip = known + len(streamed)

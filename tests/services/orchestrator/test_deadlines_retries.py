@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from services.common.episode import new_episode
 from services.common.settings import PeerAddresses
 from services.orchestrator.celery_app import WorkerSettings
-from services.orchestrator.peers import Peers
+from services.orchestrator.peers import BudgetSpent, Peers, is_transient
 from services.orchestrator.steps import take_step
 from start.v1 import common_pb2 as pb
 from start.v1 import hints_pb2
@@ -141,6 +141,14 @@ def test_a_calls_deadline_is_what_is_left_of_the_episodes_budget() -> None:
         silent.close()
     assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert waited < 10, f"the call waited {waited:.1f} s: the per-call 60 s, not the budget's 1 s"
+
+
+def test_a_budget_that_runs_out_between_two_calls_is_retried_as_transient() -> None:
+    # The retry's take_step then ends the episode with the budget's message (below), as
+    # after a call the budget's deadline cut (DEADLINE_EXCEEDED); not "step failed".
+    with pytest.raises(BudgetSpent) as spent:
+        peers_for().until(time.time() - 1).call_timeout()
+    assert is_transient(spent.value)
 
 
 def test_a_step_past_the_budget_ends_the_episode_without_calling() -> None:
