@@ -5,18 +5,19 @@
 
 A development tool, not the platform: it replays hint-infer on trusted synthetic
 problems, with plain transformers generation or with vLLM's CPU build (the platform's
-engine, bf16), and runs the model's code with a bare `subprocess` (the platform uses its
-gVisor sandbox). What it appends is exactly what the model was trained on and what the
-orchestrator appends: the strings of `services.common.text_contract`.
+engine, bf16). The model's code is untrusted even here: it runs in the platform's gVisor
+sandbox (a warm pool of one, the sandbox service's own code path, as `startctl sandbox
+exec` runs it), and the model sees what an episode shows it (`steps.tool_output`). What
+it appends is exactly what the model was trained on and what the orchestrator appends:
+the strings of `services.common.text_contract`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +25,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
+from services.common.errors import ServiceError
 from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE, format_tool_output
+from services.orchestrator.steps import tool_output
+from services.sandbox.executor import Execution
+from services.sandbox.server import Settings, build_pool, result_pb
+from services.sandbox.validate import LimitPolicy
 from training.micro.corpus import HINTS, chat_prompt
 
 REFLECTION_STOP = "Wait"
@@ -93,13 +99,34 @@ def vllm_engine(model_dir: Path) -> Generate:
     return generate
 
 
-def run_python(code: str) -> str:
-    """What the tool prints: stdout, then stderr if the code failed."""
-    try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=5)
-    except subprocess.TimeoutExpired:
-        return "TimeoutError: the code ran past 5 s\n"
-    return done.stdout + (done.stderr if done.returncode else "")
+class SandboxedPython:
+    """Runs the model's code in one warm gVisor sandbox, started once and reused; what
+    it returns is what the platform appends after a tool call (stdout, or the error's
+    tail). Use it as a context manager: it owns an event loop and the sandbox."""
+
+    TIMEOUT_S = 5.0
+
+    def __init__(self) -> None:
+        self.settings = Settings(pool_size=1, preload="")
+        self.policy = LimitPolicy(self.settings)
+        self.loop = asyncio.new_event_loop()
+        self.pool = build_pool(self.settings)
+
+    def __enter__(self) -> SandboxedPython:
+        self.loop.run_until_complete(self.pool.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+    def __call__(self, code: str) -> str:
+        try:
+            code = self.policy.code(code)
+        except ServiceError as exc:  # an empty block: the sandbox refuses it, and says why
+            return f"{exc.message}\n"
+        execution = Execution(code=code, stdin="", limits=self.policy.limits(self.TIMEOUT_S, 0, 0))
+        return tool_output(result_pb(self.loop.run_until_complete(self.pool.execute(execution))))
 
 
 def last_boxed(text: str) -> str | None:
@@ -111,7 +138,9 @@ def greedy(generate: Generate, question: str) -> str:
     return generate(chat_prompt(question), [])[0]
 
 
-def hint_infer(generate: Generate, question: str, hint: str) -> tuple[str, list[str | None]]:
+def hint_infer(
+    generate: Generate, run_python: Callable[[str], str], question: str, hint: str
+) -> tuple[str, list[str | None]]:
     """One hint and one tool call, as the platform does them: stop at the first reflection
     word or end of thinking and put the hint there instead; let the model write code up to
     the closing fence; run it; append its output; let the model finish.
@@ -143,12 +172,12 @@ class Result:
     hint_correct: bool
 
 
-def evaluate(generate: Generate, problems: list[dict]) -> list[Result]:
+def evaluate(generate: Generate, run_python: Callable[[str], str], problems: list[dict]) -> list[Result]:
     """Greedy and hint-infer on every problem; the hint cycles through the library."""
     results = []
     for i, p in enumerate(problems):
         g = greedy(generate, p["question"])
-        h, stops = hint_infer(generate, p["question"], HINTS[i % len(HINTS)] + f"\n{PYTHON_FENCE}\n")
+        h, stops = hint_infer(generate, run_python, p["question"], HINTS[i % len(HINTS)] + f"\n{PYTHON_FENCE}\n")
         ref = p["reference"]
         results.append(Result(p["id"], ref, g, h, stops, last_boxed(g) == ref, last_boxed(h) == ref))
     return results
@@ -163,7 +192,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     generate = transformers_engine(args.model) if args.engine == "transformers" else vllm_engine(args.model)
-    results = evaluate(generate, [json.loads(line) for line in args.problems.read_text().splitlines()])
+    problems = [json.loads(line) for line in args.problems.read_text().splitlines()]
+    with SandboxedPython() as run_python:
+        results = evaluate(generate, run_python, problems)
     if args.transcripts:
         args.transcripts.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
     n = len(results)
