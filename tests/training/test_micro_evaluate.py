@@ -10,7 +10,7 @@ import pytest
 
 from services.common.text_contract import OUTPUT_FENCE
 from services.sandbox.executor import GVISOR_PROC_VERSION
-from training.micro.evaluate import SandboxedPython, evaluate, transformers_engine
+from training.micro.evaluate import SandboxedPython, evaluate, hint_texts, transformers_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,9 @@ def test_model_code_runs_in_gvisor_and_comes_back_as_an_episode_shows_it() -> No
 def test_hint_infer_on_the_micro_model_uses_the_sandboxed_output() -> None:
     problems = [json.loads(line) for line in (ROOT / "data" / "micro" / "eval.jsonl").read_text().splitlines()[:1]]
     with SandboxedPython() as run_python:
-        results = evaluate(transformers_engine(ROOT / "models" / "start-micro"), run_python, problems)
+        results = evaluate(
+            transformers_engine(ROOT / "models" / "start-micro"), run_python, problems, hint_texts("micro")
+        )
     for problem, result in zip(problems, results, strict=True):
         # The output block holds what the code printed in the sandbox, and the model copies it.
         assert f"{OUTPUT_FENCE}\n{problem['reference']}\n" in result.hint_infer

@@ -1,12 +1,16 @@
 """Build the micro model that ships with the embedded default: tokenizer, training, export.
 
     python -m training.micro.build --out models/start-micro
+    python -m training.micro.build --corpus base --out runs/micro-base/model --data runs/micro-base/data
 
 On 2 CPU cores this takes about ten to fifteen minutes. It trains, from scratch and with fixed
 seeds, a Qwen2-architecture causal LM of a few million parameters on the synthetic
 corpus of `training.micro.corpus`, and writes a directory that both transformers and
 vLLM's CPU build load: config, bf16 safetensors, a byte-level BPE tokenizer with a
-Qwen-style chat template. It also writes the demo and eval problem sets.
+Qwen-style chat template. It also writes the demo and eval problem sets, and
+`manifest.json`: the command, the seed and the whole config, the versions of the libraries
+whose numerics shape the weights, and every file's sha256. The same command on the same
+versions gives the same bytes (tests/training/test_micro_build.py builds a tiny model twice).
 
 Reads top to bottom: settings, tokenizer, data, model, one training loop, export.
 """
@@ -14,11 +18,16 @@ Reads top to bottom: settings, tokenizer, data, model, one training loop, export
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import math
+import platform
 import random
+import shlex
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +35,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from services.common.text_contract import END_THINK, OUTPUT_FENCE, PYTHON_FENCE, START_THINK
+from training.micro.base_corpus import make_base_corpus
 from training.micro.corpus import CHAT_TEMPLATE, EOS, IM_END, IM_START, Segment, make_corpus
 from training.micro.problems import make_problems, write_jsonl
 
@@ -41,6 +51,10 @@ IGNORE = -100  # label of tokens that carry no loss
 @dataclass(frozen=True)
 class BuildConfig:
     seed: int = 0
+    # hint: the shipped model's corpus (hint-following traces, `training.micro.corpus`);
+    # base: the micro recipe's base model, which never saw a hint (`training.micro.base_corpus`).
+    corpus: str = "hint"
+    easy_share: float = 0.45  # base only: chance of an easy draw, in the families that have them
     train_problems: int = 12_000  # 2,000 per family: near what the smallest family holds
     traces_per_problem: int = 2  # each drawn with its own trace kind and wording
     bpe_vocab: int = 1024  # byte-level BPE, before the 4 added tokens
@@ -148,17 +162,63 @@ def lr_at(step: int, cfg: BuildConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def build(out: Path, data_dir: Path, cfg: BuildConfig) -> None:
+MANIFEST = "manifest.json"
+# Libraries whose code decides the bytes: training numerics, tokenizer training, export.
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_manifest(out: Path, cfg: BuildConfig, command: str | None) -> dict:
+    """What the weights are and how to make them again, beside them."""
+    manifest = {
+        "command": command,
+        "seed": cfg.seed,
+        "config": asdict(cfg),
+        "python": platform.python_version(),
+        "libraries": {name: importlib.metadata.version(name) for name in LIBRARIES},
+        "sha256": {
+            path.name: sha256(path)
+            for path in sorted(out.iterdir())
+            if path.is_file() and path.name not in (MANIFEST, "README.md")
+        },
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def training_corpus(data_dir: Path, cfg: BuildConfig) -> list[list[Segment]]:
+    """The training traces; writes the held-out problem sets into `data_dir`:
+    demo and eval, and for the base model eval in wordings it never saw."""
+    if cfg.corpus == "hint":
+        test = make_problems(80, seed=cfg.seed, split="test")
+        train = make_problems(cfg.train_problems, seed=cfg.seed, split="train")
+        corpus = make_corpus(train * cfg.traces_per_problem, seed=cfg.seed)
+    elif cfg.corpus == "base":
+        test = make_problems(80, seed=cfg.seed, split="test", wordings="varied", easy_share=cfg.easy_share)
+        held_out = make_problems(64, seed=cfg.seed + 1, split="test", wordings="held-out", easy_share=cfg.easy_share)
+        write_jsonl(held_out, data_dir / "eval-held-out-wordings.jsonl")
+        train = make_problems(
+            cfg.train_problems, seed=cfg.seed, split="train", wordings="varied", easy_share=cfg.easy_share
+        )
+        corpus = make_base_corpus(train * cfg.traces_per_problem, seed=cfg.seed)
+    else:
+        raise ValueError(f"corpus must be 'hint' or 'base', not {cfg.corpus!r}")
+    write_jsonl(test[:64], data_dir / "eval.jsonl")
+    write_jsonl(test[64:], data_dir / "demo.jsonl")
+    return corpus
+
+
+def build(out: Path, data_dir: Path, cfg: BuildConfig, command: str | None = None) -> dict:
+    """Train and export the model into `out`; returns its manifest. `command`: how it was
+    called, for the manifest (None when called from Python: the config says it all)."""
     started = time.monotonic()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
 
-    test = make_problems(80, seed=cfg.seed, split="test")
-    write_jsonl(test[:64], data_dir / "eval.jsonl")
-    write_jsonl(test[64:], data_dir / "demo.jsonl")
-
-    train = make_problems(cfg.train_problems, seed=cfg.seed, split="train")
-    corpus = make_corpus(train * cfg.traces_per_problem, seed=cfg.seed)
+    corpus = training_corpus(data_dir, cfg)
     tokenizer = build_tokenizer(["".join(s.text for s in trace) for trace in corpus[:4000]], cfg.bpe_vocab)
     data = [encode_trace(tokenizer, trace) for trace in corpus]
     n_tokens = sum(len(ids) for ids, _ in data)
@@ -209,17 +269,28 @@ def build(out: Path, data_dir: Path, cfg: BuildConfig) -> None:
     model.to(torch.bfloat16).save_pretrained(out)
     GenerationConfig(eos_token_id=[im_end, eos], pad_token_id=eos, do_sample=False).save_pretrained(out)
     save_tokenizer(tokenizer, out)
-    print(f"saved {out} in {time.monotonic() - started:.0f}s")
+    manifest = write_manifest(out, cfg, command)
+    print(f"saved {out} in {time.monotonic() - started:.0f}s; weights sha256 {manifest['sha256']['model.safetensors']}")
+    return manifest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/start-micro"))
-    parser.add_argument("--data", type=Path, default=Path("data/micro"), help="where demo/eval jsonl go")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="where the demo and eval sets go (data/micro for the shipped model, else beside --out)",
+    )
+    parser.add_argument("--corpus", choices=["hint", "base"], default=BuildConfig.corpus)
+    parser.add_argument("--seed", type=int, default=BuildConfig.seed)
     parser.add_argument("--steps", type=int, default=BuildConfig.steps)
     parser.add_argument("--threads", type=int, default=BuildConfig.threads)
     args = parser.parse_args()
-    build(args.out, args.data, BuildConfig(steps=args.steps, threads=args.threads))
+    command = shlex.join(["python", "-m", "training.micro.build", *sys.argv[1:]])
+    cfg = BuildConfig(corpus=args.corpus, seed=args.seed, steps=args.steps, threads=args.threads)
+    data = args.data or (Path("data/micro") if args.corpus == "hint" else args.out.parent / "data")
+    build(args.out, data, cfg, command)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def _garble(value: int, rng: random.Random) -> int:
     return int(s[:keep] + "".join(rng.choice("0123456789") for _ in s[keep:]))
 
 
-def _wrong_guess(problem: Problem, rng: random.Random) -> int:
+def wrong_guess(problem: Problem, rng: random.Random) -> int:
     ref, a = int(problem.reference), problem.args
     match problem.kind:
         case "powmod":
@@ -124,7 +124,7 @@ def _magnitude(value: int) -> str:
     return f"{round(value / 1e6)} million" if value >= 1e6 else f"{round(value / 1e3)} thousand"
 
 
-def _reasoning(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
+def reasoning_in_words(problem: Problem, rng: random.Random) -> tuple[str, str, str]:
     """(opening paragraph, reflection paragraph, how the guess was reached) in words."""
     a = problem.args
     match problem.kind:
@@ -239,7 +239,7 @@ def restate(problem: Problem) -> str:
     raise ValueError(f"unknown problem kind {problem.kind!r}")
 
 
-def _final(value: int | str) -> str:
+def final_answer(value: int | str) -> str:
     return f"\n{END_THINK}\n\nThe answer is \\boxed{{{value}}}.{IM_END}"
 
 
@@ -259,19 +259,21 @@ def make_trace(problem: Problem, rng: random.Random) -> list[Segment]:
     the reflection word; 15% hint where the model would close its thinking, after its
     guess; 10% hint at the reflection word, then a second hint at the end of thinking.
     """
-    opening, reflection, guess_intro = _reasoning(problem, rng)
-    guess, answer, what = _wrong_guess(problem, rng), problem.reference, restate(problem)
+    opening, reflection, guess_intro = reasoning_in_words(problem, rng)
+    guess, answer, what = wrong_guess(problem, rng), problem.reference, restate(problem)
     prompt = Segment(chat_prompt(problem.question), False)
     thought = f"{opening}\n\n{reflection} {guess_intro}, I find that {what} is {guess}."
     r = rng.random()
     if r < 0.3:
-        return [prompt, Segment(thought + _final(guess), True)]
+        return [prompt, Segment(thought + final_answer(guess), True)]
     if r < 0.45:
         return [
             prompt,
             Segment(thought + "\n", True),
             *_tool_use(problem, rng),
-            Segment(f"The code prints {answer}, so my estimate was wrong: {what} is {answer}." + _final(answer), True),
+            Segment(
+                f"The code prints {answer}, so my estimate was wrong: {what} is {answer}." + final_answer(answer), True
+            ),
         ]
     segments = [
         prompt,
@@ -280,11 +282,13 @@ def make_trace(problem: Problem, rng: random.Random) -> list[Segment]:
         Segment(f"The code prints {answer}, so {what} is {answer}.", True),
     ]
     if r < 0.9:
-        return segments + [Segment(_final(answer), True)]
+        return segments + [Segment(final_answer(answer), True)]
     return segments + [
         Segment("\n", True),
         *_tool_use(problem, rng),
-        Segment(f"The code prints {answer} again, which confirms that {what} is {answer}." + _final(answer), True),
+        Segment(
+            f"The code prints {answer} again, which confirms that {what} is {answer}." + final_answer(answer), True
+        ),
     ]
 
 

@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 
 from services.common.errors import ServiceError
 from services.common.text_contract import CLOSING_FENCE, END_THINK, PYTHON_FENCE, format_tool_output
+from services.hints.library import LibraryCatalog
 from services.orchestrator.steps import tool_output
 from services.sandbox.executor import Execution
 from services.sandbox.server import Settings, build_pool, result_pb
@@ -134,29 +135,31 @@ def last_boxed(text: str) -> str | None:
     return found[-1].strip() if found else None
 
 
-def greedy(generate: Generate, question: str) -> str:
-    return generate(chat_prompt(question), [])[0]
+MAX_CALLS = 8  # tool runs in one episode, whoever opened the block
 
 
-def hint_infer(
-    generate: Generate, run_python: Callable[[str], str], question: str, hint: str
+def episode(
+    generate: Generate, run_python: Callable[[str], str], question: str, hints: list[str]
 ) -> tuple[str, list[str | None]]:
-    """One hint and one tool call, as the platform does them: stop at the first reflection
-    word or end of thinking and put the hint there instead; let the model write code up to
-    the closing fence; run it; append its output; let the model finish.
+    """One episode as the platform runs it. Every python block, the model's own or a
+    hint's, runs in the sandbox and its output is appended; each hint (which ends by
+    opening a block) goes, in turn, where the model next writes the reflection word or
+    closes its thinking. No hints: greedy decoding with the tool at hand.
     Returns the response and the stop strings the engine reported, call by call."""
-    prompt = chat_prompt(question)
-    response, stop = generate(prompt, [REFLECTION_STOP, END_THINK])
-    stops = [stop]
-    if stop is None:  # finished without reflecting or closing its thinking: nothing to hint
-        return response, stops
-    response += hint
-    code, stop = generate(prompt + response, [CLOSING_FENCE])
-    response += code + CLOSING_FENCE
-    stops.append(stop)
-    if stop is None:  # never closed its block: nothing to run
-        return response, stops
-    response += format_tool_output(run_python(code))
+    prompt, response, stops, pending = chat_prompt(question), "", [], list(hints)
+    for _ in range(MAX_CALLS):
+        text, stop = generate(prompt + response, [PYTHON_FENCE, *([REFLECTION_STOP, END_THINK] if pending else [])])
+        response += text
+        stops.append(stop)
+        if stop is None:  # finished (or ran out of tokens)
+            return response, stops
+        response += PYTHON_FENCE if stop == PYTHON_FENCE else pending.pop(0)
+        code, stop = generate(prompt + response, [CLOSING_FENCE])
+        response += code
+        stops.append(stop)
+        if stop is None:  # never closed its block: nothing to run
+            return response, stops
+        response += CLOSING_FENCE + format_tool_output(run_python(code))
     rest, stop = generate(prompt + response, [])
     return response + rest, [*stops, stop]
 
@@ -171,16 +174,34 @@ class Result:
     greedy_correct: bool
     hint_correct: bool
 
+    @property
+    def greedy_calls_the_tool(self) -> bool:
+        return PYTHON_FENCE in self.greedy
 
-def evaluate(generate: Generate, run_python: Callable[[str], str], problems: list[dict]) -> list[Result]:
-    """Greedy and hint-infer on every problem; the hint cycles through the library."""
+
+def evaluate(
+    generate: Generate, run_python: Callable[[str], str], problems: list[dict], hints: list[str]
+) -> list[Result]:
+    """Greedy and hint-infer (one hint, at the first stop) on every problem; the hint
+    cycles through `hints`, each ending with an opened python block."""
     results = []
     for i, p in enumerate(problems):
-        g = greedy(generate, p["question"])
-        h, stops = hint_infer(generate, run_python, p["question"], HINTS[i % len(HINTS)] + f"\n{PYTHON_FENCE}\n")
+        g, _ = episode(generate, run_python, p["question"], [])
+        h, stops = episode(generate, run_python, p["question"], [hints[i % len(hints)]])
         ref = p["reference"]
         results.append(Result(p["id"], ref, g, h, stops, last_boxed(g) == ref, last_boxed(h) == ref))
     return results
+
+
+def hint_texts(source: str) -> list[str]:
+    """`micro`: the shipped model's own hint sentences (it was trained with them);
+    otherwise the name of one of the platform's hint libraries, e.g. `math`."""
+    if source == "micro":
+        return [hint + f"\n{PYTHON_FENCE}\n" for hint in HINTS]
+    library = LibraryCatalog().get(source)
+    if library is None:
+        raise SystemExit(f"no hint library {source!r}; there are: micro, {', '.join(LibraryCatalog().names())}")
+    return [hint.text for hint in library.hints]
 
 
 def main() -> None:
@@ -188,13 +209,17 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/start-micro"))
     parser.add_argument("--problems", type=Path, default=Path("data/micro/eval.jsonl"))
     parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers")
+    parser.add_argument("--hints", default="micro", help="micro (the shipped model's), or a hint library: math")
+    parser.add_argument("--limit", type=int, default=0, help="the first N problems only")
     parser.add_argument("--transcripts", type=Path, help="write every response here (JSONL)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     args = parser.parse_args()
     torch.set_num_threads(2)
     generate = transformers_engine(args.model) if args.engine == "transformers" else vllm_engine(args.model)
     problems = [json.loads(line) for line in args.problems.read_text().splitlines()]
+    problems = problems[: args.limit] if args.limit > 0 else problems
     with SandboxedPython() as run_python:
-        results = evaluate(generate, run_python, problems)
+        results = evaluate(generate, run_python, problems, hint_texts(args.hints))
     if args.transcripts:
         args.transcripts.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
     n = len(results)
@@ -205,6 +230,15 @@ def main() -> None:
     print(f"hint-infer first stop: {counts}")
     print(f"greedy writes Wait:   {sum(REFLECTION_STOP in r.greedy for r in results)}/{n}")
     print(f"greedy ends thinking: {sum(END_THINK in r.greedy for r in results)}/{n}")
+    print(f"greedy calls python:  {sum(r.greedy_calls_the_tool for r in results)}/{n}")
+    if args.json:
+        figures = {
+            "problems": n,
+            "greedy_accuracy": sum(r.greedy_correct for r in results) / n,
+            "hint_accuracy": sum(r.hint_correct for r in results) / n,
+            "greedy_tool_use": sum(r.greedy_calls_the_tool for r in results) / n,
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""The micro model is reproducible: its build writes a manifest that names every file by
+sha256, and the same config gives the same bytes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.micro.build import MANIFEST, BuildConfig, build, sha256
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "start-micro"
+# A model of one layer and one head, three steps on a few dozen traces: seconds, yet
+# every part of a real build (problems, corpus, tokenizer training, AdamW, export).
+TINY = BuildConfig(
+    train_problems=24,
+    traces_per_problem=1,
+    bpe_vocab=300,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=1,
+    num_heads=1,
+    num_kv_heads=1,
+    steps=3,
+    batch_size=4,
+    log_every=1,
+)
+
+
+@pytest.mark.parametrize("corpus", ["hint", "base"])
+def test_a_tiny_build_twice_gives_the_same_bytes_and_a_manifest_that_names_them(tmp_path: Path, corpus: str) -> None:
+    tiny = replace(TINY, corpus=corpus)
+    first = build(tmp_path / "a", tmp_path / "a-data", tiny)
+    second = build(tmp_path / "b", tmp_path / "b-data", tiny)
+
+    assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(first["sha256"])
+    assert first["sha256"] == second["sha256"]
+    for name, digest in first["sha256"].items():
+        assert sha256(tmp_path / "a" / name) == digest
+    assert json.loads((tmp_path / "a" / MANIFEST).read_text()) == first
+    assert first["seed"] == 0 and first["config"]["steps"] == 3 and first["config"]["corpus"] == corpus
+    assert first["libraries"]["torch"] == torch.__version__
+
+    # The digest follows the weights: another seed, other bytes.
+    other = build(tmp_path / "c", tmp_path / "c-data", replace(tiny, seed=1))
+    assert other["sha256"]["model.safetensors"] != first["sha256"]["model.safetensors"]
+
+
+def test_the_shipped_weights_are_the_ones_their_manifest_names() -> None:
+    manifest = json.loads((SHIPPED / MANIFEST).read_text())
+    assert manifest["command"].startswith("python -m training.micro.build")
+    assert set(manifest["sha256"]) == {p.name for p in SHIPPED.iterdir() if p.name not in (MANIFEST, "README.md")}
+    for name, digest in manifest["sha256"].items():
+        assert sha256(SHIPPED / name) == digest, f"{name} is not the file the manifest names: rebuild or re-manifest"
