@@ -32,14 +32,14 @@ from startctl.episodes import (
 from startctl.job_cmd import FINISHED as FINISHED_JOBS
 from startctl.job_cmd import FrontDoor
 from startctl.processes import StopRequested, stop_children_on_signals
-from startctl.stack import ROOT, LocalStack, new_run_dir
+from startctl.stack import MICRO_MODEL, ROOT, LocalStack, new_run_dir
 
 DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
 console = Console()
 
 
-def _stack(run_dir: Path, ports: dict[str, int] | None = None) -> LocalStack:
-    return LocalStack(run_dir=run_dir, ports=dict(ports or {}), on_status=lambda m: console.log(m))
+def _stack(run_dir: Path, ports: dict[str, int] | None = None, model: Path = MICRO_MODEL) -> LocalStack:
+    return LocalStack(run_dir=run_dir, ports=dict(ports or {}), model=model, on_status=lambda m: console.log(m))
 
 
 def up() -> None:
@@ -113,15 +113,19 @@ def demo(
     problems: Path = typer.Option(DEMO_PROBLEMS, help="Problem set (JSONL, Parquet, CSV...; docs/jobs.md)."),
     limit: int = typer.Option(0, help="Use only the first N problems (0: all)."),
     timeout: float = typer.Option(1200, help="Seconds to wait for all episodes."),
+    model: Path = typer.Option(MICRO_MODEL, help="Model directory the engine serves (transformers layout)."),
+    json_out: bool = typer.Option(False, "--json", help="End with one JSON object of the figures."),
 ) -> None:
     """The main job on the embedded default: greedy vs hint-infer on the micro problems,
     each arm a job whose results are Parquet files and a report."""
     if not problems.exists():
         raise typer.BadParameter(f"{problems} does not exist")
+    if not (model / "config.json").exists():
+        raise typer.BadParameter(f"{model} is not a model directory (no config.json)")
     run_dir = new_run_dir("demo")
     console.rule("START demo: greedy vs hint-infer on the micro model")
     arms = {"greedy": opb.ARM_GREEDY, "hint-infer": opb.ARM_HINT_INFER}
-    with stop_children_on_signals(), _stack(run_dir) as stack:
+    with stop_children_on_signals(), _stack(run_dir, model=model) as stack:
         door = FrontDoor(stack.addr("orchestrator"))
         try:
             jobs = {
@@ -151,6 +155,15 @@ def demo(
         console.rule("one hint-infer episode")
         print_transcript(console, shown)
     console.print(f"episodes, summary and plot in {run_dir}; each arm's results and report in {run_dir / 'jobs'}")
+    if json_out:
+        figures = {
+            "problems": summary["greedy"]["episodes"],
+            "greedy_accuracy": summary["greedy"]["accuracy"],
+            "hint_accuracy": summary["hint-infer"]["accuracy"],
+            "model": str(model),
+            "run_dir": str(run_dir),
+        }
+        print(json.dumps(figures))
     if all(row["failed"] == row["episodes"] for row in summary.values()):
         raise typer.Exit(1)
 

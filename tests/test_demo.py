@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from start.v1 import common_pb2 as pb
 @pytest.mark.runsc
 def test_demo_runs_greedy_and_hint_infer_and_shows_a_hint_and_a_sandboxed_tool_call(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "startctl", "demo", "--limit", "3", "--timeout", "600"],
+        [sys.executable, "-m", "startctl", "demo", "--limit", "3", "--timeout", "600", "--json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -28,6 +29,11 @@ def test_demo_runs_greedy_and_hint_infer_and_shows_a_hint_and_a_sandboxed_tool_c
     assert set(summary) == {"greedy", "hint-infer"}
     assert summary["greedy"]["failed"] == summary["hint-infer"]["failed"] == 0
     assert (run_dir / "demo.png").stat().st_size > 0
+    # --json: the last line is the figures, the same as the summary's.
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["problems"] == 3 and Path(figures["run_dir"]).resolve() == run_dir.resolve()
+    assert figures["greedy_accuracy"] == summary["greedy"]["accuracy"]
+    assert figures["hint_accuracy"] == summary["hint-infer"]["accuracy"]
 
     episodes = [from_json(json.loads(line)) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
     hinted = [e for e in episodes if e.options.hints_enabled]

@@ -14,7 +14,11 @@ that, so that hint-infer, Hint-RFT and RFT have an effect to show that could hav
              no loss (PRACTICE_SHARE): the model learns to write code after a sentence
              that opens a python block and to read an output block, without learning to
              open one itself. Pretraining text shows a model code it was never asked to
-             write; this is that share of its reading.
+             write; this is that share of its reading. Half of those sentences are words
+             drawn from the commonest English words (english_words.txt): a pretrained
+             model has read its whole vocabulary, and a micro model whose corpus never
+             holds a token has an untrained embedding for it, so any unseen sentence
+             before a block (a hint) would scramble what follows.
 
 The model's own sentences before a call are composed from parts (OWN_TOOL_SENTENCES),
 and none shares a run of HINT_RUN_WORDS words with any text of the platform's hint
@@ -29,6 +33,7 @@ import itertools
 import random
 import re
 from functools import cache
+from pathlib import Path
 
 from services.common.text_contract import CLOSING_FENCE, format_tool_output
 from services.hints.library import LibraryCatalog
@@ -49,6 +54,8 @@ TOOL_SHARE = {"easy": 0.05, "hard": 0.25}
 PRACTICE_SHARE = 0.35
 MAX_CALLS = 8
 HINT_RUN_WORDS = 6
+PROSE_SHARE = 0.5  # of the sentences that open a block in practice traces
+ENGLISH_WORDS = Path(__file__).with_name("english_words.txt")
 
 _LEADS = ("Let me", "I will", "I'll", "I can", "I should", "I am going to", "Wait, let me", "Better:")
 _VERBS = ("compute", "work out", "calculate", "evaluate", "find", "get")
@@ -100,6 +107,32 @@ def _compose() -> tuple[str, ...]:
 
 
 OWN_TOOL_SENTENCES = _compose()
+
+
+@cache
+def english_words() -> tuple[str, ...]:
+    lines = ENGLISH_WORDS.read_text().splitlines()
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def prose(rng: random.Random) -> str:
+    """A sentence of common English words, most of them frequent ones; never a run of a hint."""
+    words = english_words()
+    while True:
+        n = rng.randint(5, 24)
+        drawn = [rng.choice(words[:600]) if rng.random() < 0.5 else rng.choice(words) for _ in range(n)]
+        lead = rng.choice(("Wait,", "Alternatively,", "Hmm,", "So", "Now", drawn[0].capitalize()))
+        sentence = f"{lead} {' '.join(drawn[1:])}."
+        if not shares_a_hint_run(sentence):
+            return sentence
+
+
+def _opening_sentence(rng: random.Random, chosen: bool, again: bool = False) -> str:
+    """What the model writes before it opens a block: its own words, or (practice only)
+    any sentence at all."""
+    if not chosen and rng.random() < PROSE_SHARE:
+        return prose(rng)
+    return rng.choice(_AGAIN if again else OWN_TOOL_SENTENCES)
 
 
 def _easy_reasoning(problem: Problem) -> str:
@@ -166,10 +199,10 @@ def _tool_trace(problem: Problem, rng: random.Random, chosen: bool) -> list[Segm
         guess = wrong_guess(problem, rng)
         segments = [Segment(f"{opening}\n\n{reflection} {guess_intro}, I find that {what} is {guess}.\n", True)]
         after = f"The code prints {ref}, so my estimate was wrong: {what} is {ref}."
-    segments += [Segment(rng.choice(OWN_TOOL_SENTENCES) + hint_suffix(rng), chosen), code, output, Segment(after, True)]
+    segments += [Segment(_opening_sentence(rng, chosen) + hint_suffix(rng), chosen), code, output, Segment(after, True)]
     for _ in range(_calls(rng) - 1):
         segments += [
-            Segment("\n" + rng.choice(_AGAIN) + hint_suffix(rng), chosen),
+            Segment("\n" + _opening_sentence(rng, chosen, again=True) + hint_suffix(rng), chosen),
             code,
             output,
             Segment(f"It prints {ref} again, so {what} is {ref}.", True),

@@ -27,7 +27,7 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -77,6 +77,11 @@ class BuildConfig:
     weight_decay: float = 0.1
     threads: int = 2
     log_every: int = 50
+
+
+# The base model has more to learn than the shipped one (its own reasoning, easy rules,
+# up to eight calls, any sentence before a block): more layers and steps.
+BASE_DEFAULTS = {"num_layers": 4, "steps": 3600}
 
 
 def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -284,11 +289,18 @@ def main() -> None:
     )
     parser.add_argument("--corpus", choices=["hint", "base"], default=BuildConfig.corpus)
     parser.add_argument("--seed", type=int, default=BuildConfig.seed)
-    parser.add_argument("--steps", type=int, default=BuildConfig.steps)
+    parser.add_argument("--steps", type=int, help=f"default {BuildConfig.steps}; base: {BASE_DEFAULTS['steps']}")
+    parser.add_argument(
+        "--layers", type=int, help=f"default {BuildConfig.num_layers}; base: {BASE_DEFAULTS['num_layers']}"
+    )
     parser.add_argument("--threads", type=int, default=BuildConfig.threads)
     args = parser.parse_args()
     command = shlex.join(["python", "-m", "training.micro.build", *sys.argv[1:]])
-    cfg = BuildConfig(corpus=args.corpus, seed=args.seed, steps=args.steps, threads=args.threads)
+    cfg = BuildConfig(corpus=args.corpus, seed=args.seed, threads=args.threads)
+    if args.corpus == "base":
+        cfg = replace(cfg, **BASE_DEFAULTS)
+    given = {"steps": args.steps, "num_layers": args.layers}
+    cfg = replace(cfg, **{key: value for key, value in given.items() if value is not None})
     data = args.data or (Path("data/micro") if args.corpus == "hint" else args.out.parent / "data")
     build(args.out, data, cfg, command)
 
