@@ -25,13 +25,13 @@ from rich.table import Table
 from recipe.dataset import Dataset, counts
 from services.common.settings import DEFAULT_PORTS
 from services.orchestrator.results import absolute
+from startctl.consoles import readable_console
 
 app = typer.Typer(help="Datasets: Hint-RFT and RFT builders, review, export for training.", no_args_is_help=True)
 build_app = typer.Typer(help="Build a dataset from jobs' Parquet results.", no_args_is_help=True)
 app.add_typer(build_app, name="build")
 console = Console(stderr=True)
-# Tables written to a file or a pipe keep their full column names.
-out_console = Console(width=200) if not Console().is_terminal else Console()
+out_console = readable_console()
 
 RESULTS = typer.Option("runs/jobs", "--results", help="Results root the job ids are under (a directory or URL).")
 SEED = typer.Option(0, help="Seed of the choice among a problem's candidates (recorded).")

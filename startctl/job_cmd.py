@@ -41,15 +41,14 @@ from services.orchestrator.jobs import ARM_NAMES
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc
+from startctl.consoles import readable_console
 from startctl.episodes import reachable
 from startctl.processes import stop_children_on_signals
 from startctl.stack import LocalStack, new_run_dir
 
 app = typer.Typer(help="Jobs: a problem set run in one arm, results as Parquet.", no_args_is_help=True)
 console = Console()
-# Tables written to a file or a pipe keep their full column names (rich cuts to 80 columns
-# when it sees no terminal).
-wide = Console(width=200) if not console.is_terminal else console
+wide = readable_console()
 
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
 ARMS = {name: arm for arm, name in ARM_NAMES.items()}

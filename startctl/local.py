@@ -15,13 +15,13 @@ from pathlib import Path
 
 import grpc
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.common.settings import DEFAULT_PORTS
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
+from startctl.consoles import readable_console
 from startctl.episodes import (
     OrchestratorClient,
     hint_infer_options,
@@ -35,7 +35,7 @@ from startctl.processes import StopRequested, stop_children_on_signals
 from startctl.stack import MICRO_MODEL, ROOT, LocalStack, new_run_dir
 
 DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
-console = Console()
+console = readable_console()
 
 
 def _stack(run_dir: Path, ports: dict[str, int] | None = None, model: Path = MICRO_MODEL) -> LocalStack:

@@ -20,6 +20,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from startctl.consoles import readable_console
 from startctl.processes import stop_children_on_signals
 
 # name -> module under startctl.bench; imported only when run (some load heavy engines).
@@ -49,11 +50,8 @@ def register(name: str, module: str, options: dict[str, BenchOption] | None = No
     options = options or {}
 
     def _run(json_out: bool, **values: object) -> None:
-        console = Console(stderr=json_out, record=True)
-        if not console.is_terminal:
-            # Written to a file or a pipe (and to runs/bench-*-latest.txt): full column names,
-            # not rich's 80-column guess that cuts "problems" to "pro…".
-            console = Console(stderr=json_out, record=True, width=200)
+        # Also written to runs/bench-*-latest.txt: full column names there too.
+        console = readable_console(stderr=json_out, record=True)
         # SIGTERM, SIGINT and SIGHUP unwind the benchmark, so the stacks it started stop.
         with stop_children_on_signals():
             figures = importlib.import_module(f"startctl.bench.{module}").run(console, **values)
