@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.micro.build import MANIFEST, BuildConfig, build, sha256
+from training.micro.build import MANIFEST, BuildConfig, build, sha256, training_corpus
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "start-micro"
+ROOT = Path(__file__).resolve().parents[2]
+# The shipped model of the demo, and the micro recipe's base model.
+SHIPPED = (ROOT / "models" / "start-micro", ROOT / "models" / "micro-base")
 # A model of one layer and one head, three steps on a few dozen traces: seconds, yet
 # every part of a real build (problems, corpus, tokenizer training, AdamW, export).
 TINY = BuildConfig(
@@ -49,9 +51,19 @@ def test_a_tiny_build_twice_gives_the_same_bytes_and_a_manifest_that_names_them(
         assert other["sha256"]["model.safetensors"] != first["sha256"]["model.safetensors"]
 
 
-def test_the_shipped_weights_are_the_ones_their_manifest_names() -> None:
-    manifest = json.loads((SHIPPED / MANIFEST).read_text())
+@pytest.mark.parametrize("model", SHIPPED, ids=lambda path: path.name)
+def test_the_shipped_weights_are_the_ones_their_manifest_names(model: Path) -> None:
+    manifest = json.loads((model / MANIFEST).read_text())
     assert manifest["command"].startswith("python -m training.micro.build")
-    assert set(manifest["sha256"]) == {p.name for p in SHIPPED.iterdir() if p.name not in (MANIFEST, "README.md")}
+    assert set(manifest["sha256"]) == {p.name for p in model.iterdir() if p.name not in (MANIFEST, "README.md")}
     for name, digest in manifest["sha256"].items():
-        assert sha256(SHIPPED / name) == digest, f"{name} is not the file the manifest names: rebuild or re-manifest"
+        assert sha256(model / name) == digest, f"{name} is not the file the manifest names: rebuild or re-manifest"
+
+
+def test_the_base_models_problem_sets_are_the_ones_its_build_draws(tmp_path: Path) -> None:
+    """data/micro-base is what `build --corpus base` writes: held out from its training
+    problems by the split, and in wordings it never saw for eval-held-out-wordings."""
+    config = BuildConfig(**json.loads((ROOT / "models" / "micro-base" / MANIFEST).read_text())["config"])
+    training_corpus(tmp_path, replace(config, train_problems=6))
+    for name in ("eval.jsonl", "eval-held-out-wordings.jsonl", "demo.jsonl"):
+        assert (tmp_path / name).read_text() == (ROOT / "data" / "micro-base" / name).read_text()
