@@ -1,11 +1,13 @@
 """Build the micro model that ships with the embedded default: tokenizer, training, export.
 
     python -m training.micro.build --out models/start-micro
-    python -m training.micro.build --corpus base --out runs/micro-base/model --data runs/micro-base/data
+    python -m training.micro.build --corpus base --out models/micro-base --data data/micro-base
 
-On 2 CPU cores this takes about ten to fifteen minutes. It trains, from scratch and with fixed
-seeds, a Qwen2-architecture causal LM of a few million parameters on the synthetic
-corpus of `training.micro.corpus`, and writes a directory that both transformers and
+On 2 CPU cores this takes about ten to fifteen minutes (the base model: about thirty). It
+trains, from scratch and with fixed seeds, a Qwen2-architecture causal LM of a few million
+parameters on a synthetic corpus (`training.micro.corpus`, hint-following traces, for the
+shipped demo model; `training.micro.base_corpus` for the recipe's base model, which never
+saw a hint), and writes a directory that both transformers and
 vLLM's CPU build load: config, bf16 safetensors, a byte-level BPE tokenizer with a
 Qwen-style chat template. It also writes the demo and eval problem sets, and
 `manifest.json`: the command, the seed and the whole config, the versions of the libraries
