@@ -43,6 +43,12 @@ class TrainConfig(BaseModel):
     adam_betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = Field(1.0, gt=0)
     seed: int = 42
+    loss_on_hints: bool = Field(
+        False, description="Train on hint tokens as if the model wrote them (the paper: no loss on hints)."
+    )
+    loss_on_hint_fence: bool = Field(
+        False, description="Train on the python fence a hint ends with (only; the rest of the hint has none)."
+    )
 
     # Systems.
     deepspeed_config: str = Field(

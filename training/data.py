@@ -14,7 +14,9 @@ One JSON object per line (docs/training.md has the full description):
 
 The assistant message's content is a list of typed spans; `model` and `tool_code` spans
 carry loss, `prompt`, `hint` and `tool_output` spans do not (they stay in the context and
-are attended to: the mask is on the loss, never on attention). The text trained on is the
+are attended to: the mask is on the loss, never on attention). That is the paper's setting;
+`LossPolicy` can also put the loss on hints, or on the python fence a hint ends with, for
+the ablation of the micro recipe (docs/training.md). The text trained on is the
 chat template's rendering of the messages before the assistant turn (with the generation
 prompt), then the spans in order, then the end-of-turn token. When the assistant content
 starts with a `prompt` span, that span *is* the rendered prompt (the exact text the model
@@ -33,6 +35,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import PreTrainedTokenizerBase
+
+from services.common.text_contract import PYTHON_FENCE
 
 IGNORE_INDEX = -100  # label of a token that carries no loss (torch's cross-entropy default)
 
@@ -89,7 +93,30 @@ class Encoded:
         return sum(label != IGNORE_INDEX for label in self.labels[1:])
 
 
-def text_pieces(sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn: str) -> list[tuple[str, bool]]:
+@dataclass(frozen=True)
+class LossPolicy:
+    """Which hint tokens carry loss. The paper's setting, the default, is none: a model
+    trained so learns what to do after a hint, not to write one itself. `hints`: the whole
+    hint is trained on, as if the model had written it; `hint_fence`: only the python fence
+    (and line break) a hint ends with, so the model learns to open the block after a hint."""
+
+    hints: bool = False
+    hint_fence: bool = False
+
+    def pieces(self, span: Span) -> list[tuple[str, bool]]:
+        if span.type != "hint":
+            return [(span.text, span.type in LOSS_SPANS)]
+        if self.hints:
+            return [(span.text, True)]
+        fence = span.text.rfind(PYTHON_FENCE)
+        if not self.hint_fence or fence < 0:
+            return [(span.text, False)]
+        return [(span.text[:fence], False), (span.text[fence:], True)]
+
+
+def text_pieces(
+    sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn: str, loss: LossPolicy = LossPolicy()
+) -> list[tuple[str, bool]]:
     """The sample's text as (piece, carries loss) in order."""
     spans = sample.spans
     pieces: list[tuple[str, bool]] = []
@@ -97,7 +124,7 @@ def text_pieces(sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn:
         history = [m.model_dump() for m in sample.messages[:-1]]
         prompt = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
         pieces.append((prompt, False))
-    pieces.extend((span.text, span.type in LOSS_SPANS) for span in spans if span.text)
+    pieces.extend(piece for span in spans for piece in loss.pieces(span) if piece[0])
     # The model must learn to end its turn; a recorded response usually lacks the token
     # because the engine strips it.
     if end_of_turn and not pieces[-1][0].endswith(end_of_turn):
@@ -105,11 +132,13 @@ def text_pieces(sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn:
     return pieces
 
 
-def encode(sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn: str, max_len: int) -> Encoded:
+def encode(
+    sample: Sample, tokenizer: PreTrainedTokenizerBase, end_of_turn: str, max_len: int, loss: LossPolicy = LossPolicy()
+) -> Encoded:
     """Tokenize the whole text at once (as generation re-tokenizes it) and give each token
     the loss flag of the span its first character lies in; truncate to max_len."""
     text, flags = "", []
-    for piece, trained in text_pieces(sample, tokenizer, end_of_turn):
+    for piece, trained in text_pieces(sample, tokenizer, end_of_turn, loss):
         text += piece
         flags.extend([trained] * len(piece))
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)

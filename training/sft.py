@@ -32,7 +32,7 @@ from transformers.integrations import HfDeepSpeedConfig
 
 from training import checkpoint
 from training.config import TrainConfig, load_config, parse_config_overrides
-from training.data import encode, read_samples
+from training.data import LossPolicy, encode, read_samples
 from training.ds_config import deepspeed_config, resolve_precision
 from training.library_warnings import quiet_library_deprecations
 from training.loss import summed_loss
@@ -77,7 +77,8 @@ def train(cfg: TrainConfig) -> Path:
     # Data: samples -> tokens with span loss masks -> a fixed plan of packed sequences.
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = [encode(s, tokenizer, cfg.end_of_turn, cfg.max_seq_len) for s in read_samples(cfg.data)]
+    loss = LossPolicy(hints=cfg.loss_on_hints, hint_fence=cfg.loss_on_hint_fence)
+    encoded = [encode(s, tokenizer, cfg.end_of_turn, cfg.max_seq_len, loss) for s in read_samples(cfg.data)]
     lengths = [len(e) for e in encoded]
     plan = make_plan(
         lengths, pack_len=cfg.pack_len, packing=cfg.packing, epochs=cfg.epochs, seed=cfg.seed,

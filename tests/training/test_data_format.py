@@ -6,7 +6,7 @@ import pytest
 
 from tests.training.episodes import PROMPT, SPANS, episode_record
 from training.convert import convert_records, episode_to_sample
-from training.data import IGNORE_INDEX, Sample, encode, read_samples, text_pieces
+from training.data import IGNORE_INDEX, LossPolicy, Sample, encode, read_samples, text_pieces
 
 
 def test_episode_converts_span_for_span_with_the_exact_prompt_text() -> None:
@@ -30,6 +30,30 @@ def test_only_model_and_tool_code_tokens_carry_loss(tokenizer) -> None:
     assert trained == expected
     untrained = tokenizer.decode([t for t, y in pairs if y == IGNORE_INDEX])
     assert untrained == PROMPT + SPANS[2][1] + SPANS[4][1].removeprefix(fence[3:])
+
+
+@pytest.mark.parametrize(
+    ("policy", "trained_hint"),
+    [
+        (LossPolicy(), ""),  # the paper: the hint stays in the context, with no loss
+        (LossPolicy(hint_fence=True), "```python\n"),  # only the fence the hint opens
+        (LossPolicy(hints=True), SPANS[2][1]),  # the whole hint, as if the model wrote it
+        (LossPolicy(hints=True, hint_fence=True), SPANS[2][1]),
+    ],
+)
+def test_the_loss_policy_decides_which_hint_characters_carry_loss(tokenizer, policy, trained_hint) -> None:
+    pieces = text_pieces(episode_to_sample(episode_record()), tokenizer, "<|im_end|>", policy)
+    assert "".join(text for text, _ in pieces) == "".join(text for _, text in SPANS) + "<|im_end|>"
+    hint_start = len(PROMPT) + len(SPANS[1][1])
+    text, flags = "", []
+    for piece, trained in pieces:
+        text, flags = text + piece, flags + [trained] * len(piece)
+    hint = range(hint_start, hint_start + len(SPANS[2][1]))
+    assert "".join(text[i] for i in hint if flags[i]) == trained_hint
+    # Model text and tool code carry loss, the tool's output never, whatever the policy.
+    assert all(flags[i] for i in range(len(PROMPT), hint_start))
+    output_start = hint_start + len(SPANS[2][1]) + len(SPANS[3][1])
+    assert not any(flags[output_start : output_start + len(SPANS[4][1])])
 
 
 def test_sample_without_prompt_span_is_rendered_with_the_chat_template(tokenizer) -> None:
