@@ -53,6 +53,8 @@ wide = readable_console()
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
 ARMS = {name: arm for arm, name in ARM_NAMES.items()}
 FINISHED = (opb.JOB_STATUS_DONE, opb.JOB_STATUS_CANCELLED)
+# The longest WatchJob the orchestrator grants by default (START_ORCHESTRATOR_MAX_WATCH_TIMEOUT_S).
+WATCH_WINDOW_S = 3600
 ADDR = typer.Option(DEFAULT_ADDR, "--addr", help="Orchestrator address (from `startctl up`).")
 MODEL = typer.Option("", "--model", help="With --local: the model directory to serve (default: the micro model).")
 
@@ -86,8 +88,18 @@ class FrontDoor:
                 return summaries, whole
 
     def watch(self, job_id: str, timeout_s: float, interval_s: float = 1.0) -> Iterator[opb.Job]:
-        request = opb.WatchJobRequest(job_id=job_id, timeout_s=timeout_s, interval_s=interval_s)
-        return self.stub.WatchJob(request, timeout=timeout_s + 30)
+        """The job's states until it ends or `timeout_s` passes (then DEADLINE_EXCEEDED). A
+        watch longer than the orchestrator allows in one call (`WATCH_WINDOW_S`) is several."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            window = min(WATCH_WINDOW_S, deadline - time.monotonic())
+            request = opb.WatchJobRequest(job_id=job_id, timeout_s=max(window, interval_s), interval_s=interval_s)
+            try:
+                yield from self.stub.WatchJob(request, timeout=window + 30)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED or deadline - time.monotonic() < interval_s:
+                    raise
 
     def close(self) -> None:
         self._channel.close()

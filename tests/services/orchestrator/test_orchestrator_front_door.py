@@ -21,6 +21,7 @@ from services.orchestrator.store import EpisodeStore
 from start.v1 import common_pb2 as pb
 from start.v1 import orchestrator_pb2 as opb
 from start.v1 import orchestrator_pb2_grpc
+from startctl import job_cmd
 from startctl.processes import free_port
 
 
@@ -37,9 +38,13 @@ def front_door_env(redis_db, start_service, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def orchestrator(start_service, front_door_env: dict[str, str]) -> orchestrator_pb2_grpc.OrchestratorServiceStub:
-    addr = start_service("orchestrator", front_door_env)
-    with channel(addr) as ch:
+def orchestrator_addr(start_service, front_door_env: dict[str, str]) -> str:
+    return start_service("orchestrator", front_door_env)
+
+
+@pytest.fixture(scope="module")
+def orchestrator(orchestrator_addr: str) -> orchestrator_pb2_grpc.OrchestratorServiceStub:
+    with channel(orchestrator_addr) as ch:
         yield orchestrator_pb2_grpc.OrchestratorServiceStub(ch)
 
 
@@ -237,6 +242,33 @@ def test_a_job_is_accepted_reported_listed_and_cancelled_over_grpc(
     assert [e.problem_index for e in page.episodes] == [0, 1] and page.next_page_token == "2"
     cancelled = orchestrator.CancelJob(opb.CancelJobRequest(job_id=job.id), timeout=10)
     assert cancelled.status in (opb.JOB_STATUS_CANCELLING, opb.JOB_STATUS_CANCELLED)
+
+
+def test_the_cli_watches_a_job_for_longer_than_one_watch_call_may_last(
+    orchestrator_addr: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`job submit --wait` and `eval` follow a job for a day by default, where one WatchJob
+    may last an hour: the client watches again until the job ends or its own time is up."""
+    monkeypatch.setattr(job_cmd, "WATCH_WINDOW_S", 1.0)  # an hour's window, scaled down
+    problems = [pb.Problem(id=f"p{i}", question=f"What is {i} * 7?", reference=str(7 * i)) for i in range(50)]
+    door = job_cmd.FrontDoor(orchestrator_addr)
+    job = door.submit(job_request(inline=opb.InlineProblems(problems=problems), idempotency_key="long-watch")).job
+    try:
+        started, states = time.monotonic(), 0
+        for state in door.watch(job.id, timeout_s=10 * 3600, interval_s=0.25):
+            assert state.id == job.id and state.status not in job_cmd.FINISHED  # nothing runs it
+            states += 1
+            if time.monotonic() - started > 3:  # three windows
+                break
+        assert states >= 8
+        # Its own time up, the watch ends with DEADLINE_EXCEEDED, after that time.
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as ended:
+            list(door.watch(job.id, timeout_s=2.5, interval_s=0.25))
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - started >= 2
+    finally:
+        door.stub.CancelJob(opb.CancelJobRequest(job_id=job.id), timeout=10)
+        door.close()
 
 
 @pytest.mark.parametrize(
