@@ -122,7 +122,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if request.fit_to_context and len(ids) >= limits.max_model_len:
             return ids, None
         validate.prompt_length(len(ids), limits)
-        return ids, validate.sampling(request.sampling, limits, len(ids))
+        return ids, validate.sampling(request.sampling, limits, len(ids), request.fit_to_context)
 
     async def Generate(self, request, context) -> generation_pb2.GenerateResponse:  # noqa: ANN001, N802
         with _engine_errors():

@@ -86,7 +86,9 @@ def prompt_length(n_tokens: int, limits: Limits) -> None:
         )
 
 
-def sampling(params: common_pb2.SamplingParams, limits: Limits, prompt_tokens: int) -> Sampling:
+def sampling(
+    params: common_pb2.SamplingParams, limits: Limits, prompt_tokens: int, fit_to_context: bool = False
+) -> Sampling:
     """Sampling settings with the proto's defaults applied (0 means 'unset' in proto3)."""
     require(
         math.isfinite(params.temperature) and params.temperature >= 0,
@@ -99,8 +101,10 @@ def sampling(params: common_pb2.SamplingParams, limits: Limits, prompt_tokens: i
         f"{params.top_p} is outside (0, 1]; 0 or 1 means no nucleus cut",
     )
     room = limits.max_model_len - prompt_tokens
+    # An episode's call (`fit_to_context`) gives its token budget as max_tokens, which may be
+    # more than the model's context: what it asks is "at most", so it is cut to the room.
     require(
-        0 <= params.max_tokens <= limits.max_model_len,
+        params.max_tokens >= 0 and (params.max_tokens <= limits.max_model_len or fit_to_context),
         "sampling.max_tokens",
         f"{params.max_tokens} is outside [0, {limits.max_model_len}]; 0 means up to the room left",
     )

@@ -181,6 +181,11 @@ def test_fit_to_context_cuts_to_the_room_and_a_full_context_ends_with_length(stu
         timeout=120,
     )
     assert len(reply.completions[0].token_ids) <= 3
+    # An episode's budget may be more than the whole context: cut too, not refused.
+    budget = common_pb2.SamplingParams(max_tokens=4 * MAX_MODEL_LEN, ignore_eos=True)
+    reply = stub.Generate(generation_pb2.GenerateRequest(prompt_token_ids=room_for_3, sampling=budget,
+                                                         fit_to_context=True), timeout=120)
+    assert len(reply.completions[0].token_ids) <= 3
     full = generation_pb2.GenerateRequest(prompt_token_ids=[1] * MAX_MODEL_LEN, fit_to_context=True)
     (completion,) = stub.Generate(full, timeout=30).completions
     assert completion.finish_reason == generation_pb2.FINISH_REASON_LENGTH and not completion.text
