@@ -12,10 +12,10 @@ from services.common.text_contract import OUTPUT_FENCE, PYTHON_FENCE
 from training.micro.base_corpus import (
     HINT_RUN_WORDS,
     MAX_CALLS,
-    OWN_TOOL_SENTENCES,
     PRACTICE_SHARE,
     hint_runs,
     make_base_corpus,
+    own_tool_sentences,
     shares_a_hint_run,
 )
 from training.micro.problems import FAMILIES, make_problems
@@ -36,7 +36,7 @@ def _kind(trace) -> str:  # noqa: ANN001
 
 
 def test_no_trace_shares_a_run_of_words_with_any_hint_library_text() -> None:
-    assert len(hint_runs()) > 100 and len(OWN_TOOL_SENTENCES) > 1000
+    assert len(hint_runs()) > 100 and len(own_tool_sentences()) > 1000
     assert shares_a_hint_run("Wait, I can use Python to check if my approach is correct")  # the check sees one
     assert not any(shares_a_hint_run(_text(trace)) for trace in CORPUS), f"a {HINT_RUN_WORDS}-word run of a hint"
 

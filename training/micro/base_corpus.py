@@ -20,7 +20,7 @@ that, so that hint-infer, Hint-RFT and RFT have an effect to show that could hav
              holds a token has an untrained embedding for it, so any unseen sentence
              before a block (a hint) would scramble what follows.
 
-The model's own sentences before a call are composed from parts (OWN_TOOL_SENTENCES),
+The model's own sentences before a call are composed from parts (`own_tool_sentences()`),
 and none shares a run of HINT_RUN_WORDS words with any text of the platform's hint
 libraries: hint-infer must work through hints the model has not seen, as QwQ never saw
 START's. The think markers, fences and output block are the platform's text contract,
@@ -101,12 +101,12 @@ def shares_a_hint_run(text: str) -> bool:
     return not _runs(text).isdisjoint(hint_runs())
 
 
-def _compose() -> tuple[str, ...]:
+@cache
+def own_tool_sentences() -> tuple[str, ...]:
+    """Every composition of the parts that shares no run with a hint (composed on first use:
+    it reads the hint libraries)."""
     sentences = (f"{a} {b} {c} {d}" for a, b, c, d in itertools.product(_LEADS, _VERBS, _OBJECTS, _TAILS))
     return tuple(s for s in sentences if not shares_a_hint_run(s))
-
-
-OWN_TOOL_SENTENCES = _compose()
 
 
 @cache
@@ -132,40 +132,41 @@ def _opening_sentence(rng: random.Random, chosen: bool, again: bool = False) -> 
     any sentence at all."""
     if not chosen and rng.random() < PROSE_SHARE:
         return prose(rng)
-    return rng.choice(_AGAIN if again else OWN_TOOL_SENTENCES)
+    return rng.choice(_AGAIN if again else own_tool_sentences())
 
 
-def _easy_reasoning(problem: Problem) -> str:
-    """Words that reach the right answer of an easy problem by its rule."""
+def _easy_reasoning(problem: Problem) -> tuple[str, str]:
+    """(opening paragraph, reflection paragraph): words that reach the right answer of an
+    easy problem by its rule."""
     a, what, ref = problem.args, restate(problem), problem.reference
     match problem.kind:
         case "multiply":
             zeros = len(str(a[1])) - 1
             return (
-                f"We need {a[0]} * {a[1]}. Multiplying by {a[1]} writes {zeros} zeros after {a[0]}.\n\n"
-                f"Wait, let me count the zeros again: {a[1]} has {zeros}, so {what} is {ref}."
+                f"We need {a[0]} * {a[1]}. Multiplying by {a[1]} writes {zeros} zeros after {a[0]}.",
+                f"Wait, let me count the zeros again: {a[1]} has {zeros}, so {what} is {ref}.",
             )
         case "powmod":
             return (
-                f"We need {a[0]}^{a[1]} mod {a[2]}. The first power of {a[0]} is {a[0]} itself.\n\n"
-                f"Wait, is a reduction needed? {a[0]} is less than {a[2]}, so {what} is {ref}."
+                f"We need {a[0]}^{a[1]} mod {a[2]}. The first power of {a[0]} is {a[0]} itself.",
+                f"Wait, is a reduction needed? {a[0]} is less than {a[2]}, so {what} is {ref}.",
             )
         case "gcd":
             return (
-                f"We need gcd({a[0]}, {a[1]}). The smaller number, {a[0]}, divides {a[1]} exactly.\n\n"
-                f"Wait, then every divisor of {a[0]} divides both, so {what} is {ref}."
+                f"We need gcd({a[0]}, {a[1]}). The smaller number, {a[0]}, divides {a[1]} exactly.",
+                f"Wait, then every divisor of {a[0]} divides both, so {what} is {ref}.",
             )
         case "rangesum":
             return (
-                f"We need the sum from {a[0]} to {a[1]}. The range holds a single integer.\n\n"
-                f"Wait, so the sum is that integer: {what} is {ref}."
+                f"We need the sum from {a[0]} to {a[1]}. The range holds a single integer.",
+                f"Wait, so the sum is that integer: {what} is {ref}.",
             )
     raise ValueError(f"no easy rule for {problem.kind!r}")
 
 
 def _words_trace(problem: Problem, rng: random.Random) -> list[Segment]:
     if problem.easy:
-        return [Segment(_easy_reasoning(problem) + final_answer(problem.reference), True)]
+        return [Segment("\n\n".join(_easy_reasoning(problem)) + final_answer(problem.reference), True)]
     opening, reflection, guess_intro = reasoning_in_words(problem, rng)
     guess = wrong_guess(problem, rng)
     thought = f"{opening}\n\n{reflection} {guess_intro}, I find that {restate(problem)} is {guess}."
@@ -190,7 +191,7 @@ def _tool_trace(problem: Problem, rng: random.Random, chosen: bool) -> list[Segm
     output = Segment(format_tool_output(ref + "\n"), False)
     if problem.easy or rng.random() < 0.6:
         # Where a reflection would begin: the call replaces the guess.
-        opening = _easy_reasoning(problem).split("\n\n")[0] if problem.easy else reasoning_in_words(problem, rng)[0]
+        opening = _easy_reasoning(problem)[0] if problem.easy else reasoning_in_words(problem, rng)[0]
         segments = [Segment(f"{opening}\n\n", True)]
         after = f"The code prints {ref}, so {what} is {ref}."
     else:
