@@ -1,13 +1,16 @@
 # The two commands: `make demo` (the main job on the embedded default) and `make test`.
 # Both set everything up first (scripts/setup.sh is idempotent).
 VENV := .venv/bin
-.PHONY: setup demo test test-quick lint protos clean
+.PHONY: setup demo demo-full test test-quick lint protos clean
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/startctl demo
+
+demo-full: setup
+	$(VENV)/startctl demo --full
 
 test: setup lint
 	$(VENV)/python -m pytest

@@ -58,7 +58,7 @@ def _user_errors(func):  # noqa: ANN001, ANN202
     return wrapper
 
 
-def _settings(seed: int, max_repetition_score: float, prefer_tool_calls: bool):  # noqa: ANN202
+def selection_settings(seed: int, max_repetition_score: float, prefer_tool_calls: bool):  # noqa: ANN202
     """Selection settings; the repetition thresholds are the scoring service's (START_SCORING_*)."""
     from recipe.select import SelectionSettings
     from services.common.settings import load_settings
@@ -101,7 +101,7 @@ def build_hint_rft(
 
     sources = [open_job("greedy", greedy, results, ("greedy",)),
                open_job("hint-infer", hint_infer, results, ("hint-infer",))]
-    settings = _settings(seed, max_repetition_score, prefer_tool_calls)
+    settings = selection_settings(seed, max_repetition_score, prefer_tool_calls)
     _report_build(build("hint-rft", sources, out, settings, overwrite), json_out)
 
 
@@ -121,7 +121,7 @@ def build_rft(
     from recipe.select import build, open_job
 
     sources = [open_job("samples", samples, results, ("sample", "hint-infer", "greedy"))]
-    settings = _settings(seed, max_repetition_score, prefer_tool_calls)
+    settings = selection_settings(seed, max_repetition_score, prefer_tool_calls)
     _report_build(build("rft", sources, out, settings, overwrite), json_out)
 
 

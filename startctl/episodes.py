@@ -43,6 +43,16 @@ def hint_infer_options(hints: bool, think_hints: int = 1, seed: int = 0) -> pb.E
     )
 
 
+def think_hint_options(k: int) -> pb.EpisodeOptions:
+    """Greedy with up to K hints in place of `</think>` and none at reflection words (the
+    paper's sequential test-time scaling); room for a tool call after every hint."""
+    options = hint_infer_options(k > 0, think_hints=k)
+    options.reflection_hint_probability = 0.0
+    options.max_tool_calls = max(options.max_tool_calls, k)
+    options.max_total_tokens = 3000
+    return options
+
+
 class OrchestratorClient:
     """The orchestrator's front door, for a person at a terminal."""
 

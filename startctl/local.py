@@ -15,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.common.settings import DEFAULT_PORTS
@@ -29,12 +28,13 @@ from startctl.episodes import (
     reachable,
     write_episodes,
 )
-from startctl.job_cmd import FINISHED as FINISHED_JOBS
 from startctl.job_cmd import FrontDoor
 from startctl.processes import StopRequested, stop_children_on_signals
+from startctl.recipe_run import Plan, RecipeRun, follow_jobs, summary_table
 from startctl.stack import MICRO_MODEL, ROOT, LocalStack, new_run_dir
 
-DEMO_PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
+DEMO_PROBLEMS = ROOT / "data" / "micro-base" / "eval.jsonl"  # held out from the base model's training
+DEMO_MODEL = ROOT / "models" / "micro-base"
 console = readable_console()
 
 
@@ -112,16 +112,21 @@ def _follow(client: OrchestratorClient, problem: pb.Problem, hints: bool, timeou
 def demo(
     problems: Path = typer.Option(DEMO_PROBLEMS, help="Problem set (JSONL, Parquet, CSV...; docs/jobs.md)."),
     limit: int = typer.Option(0, help="Use only the first N problems (0: all)."),
-    timeout: float = typer.Option(1200, help="Seconds to wait for all episodes."),
-    model: Path = typer.Option(MICRO_MODEL, help="Model directory the engine serves (transformers layout)."),
+    timeout: float = typer.Option(0, help="Seconds to wait at most (0: 1200, with --full 3600)."),
+    model: Path = typer.Option(DEMO_MODEL, help="Model directory the engine serves (with --full: the base model)."),
     json_out: bool = typer.Option(False, "--json", help="End with one JSON object of the figures."),
+    full: bool = typer.Option(False, "--full", help="The whole recipe: Hint-RFT -> START-0, RFT -> START, the K "
+                              "curve and the hint-loss ablation (about 25 minutes on 2 cores)."),
 ) -> None:
-    """The main job on the embedded default: greedy vs hint-infer on the micro problems,
-    each arm a job whose results are Parquet files and a report."""
+    """The main job on the embedded default: greedy vs hint-infer on held-out problems, each
+    arm a job whose results are Parquet files and a report; --full runs the whole recipe."""
     if not problems.exists():
         raise typer.BadParameter(f"{problems} does not exist")
     if not (model / "config.json").exists():
         raise typer.BadParameter(f"{model} is not a model directory (no config.json)")
+    if full:
+        return full_demo(problems, limit, timeout or 3600, model, json_out)
+    timeout = timeout or 1200
     run_dir = new_run_dir("demo")
     console.rule("START demo: greedy vs hint-infer on the micro model")
     arms = {"greedy": opb.ARM_GREEDY, "hint-infer": opb.ARM_HINT_INFER}
@@ -143,13 +148,13 @@ def demo(
         except grpc.RpcError as exc:
             console.print(f"[red]{exc.code().name}[/]: {exc.details()}")
             raise typer.Exit(2) from exc
-        _follow_jobs(door, jobs, timeout)
+        follow_jobs(door, jobs, timeout, console)
         results = {arm: door.episodes(job.id, full=True)[1] for arm, job in jobs.items()}
     summary = summarize(results)
     write_episodes([e for arm in results.values() for e in arm], run_dir / "episodes.jsonl")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_summary(summary, run_dir / "demo.png")
-    console.print(summary_table(summary))
+    console.print(arms_table(summary))
     shown = pick_example(results["hint-infer"])
     if shown is not None:
         console.rule("one hint-infer episode")
@@ -168,21 +173,17 @@ def demo(
         raise typer.Exit(1)
 
 
-def _follow_jobs(door: FrontDoor, jobs: dict[str, opb.Job], timeout: float) -> None:
-    """A progress bar per arm until every job has ended."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    deadline = time.monotonic() + timeout
-    with Progress(*columns, console=console) as progress:
-        bars = {arm: progress.add_task(arm, total=job.counts.episodes) for arm, job in jobs.items()}
-        while True:
-            current = {arm: door.get(job.id) for arm, job in jobs.items()}
-            for arm, job in current.items():
-                progress.update(bars[arm], completed=job.counts.done + job.counts.failed + job.counts.cancelled)
-            if all(job.status in FINISHED_JOBS for job in current.values()):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"demo jobs not finished after {timeout:.0f} s")
-            time.sleep(0.5)
+def full_demo(problems: Path, limit: int, timeout: float, model: Path, json_out: bool) -> None:
+    """`demo --full`: startctl/recipe_run.py, its summary table, the report's place, the figures."""
+    run_dir = new_run_dir("recipe")
+    console.rule("START recipe on the micro model: base -> START-0 (Hint-RFT) -> START (RFT)")
+    plan = Plan(held_out=problems, held_out_limit=limit, base=model, timeout_s=timeout)
+    with stop_children_on_signals():
+        figures = RecipeRun(plan, run_dir, console).run()
+    console.print(summary_table(figures))
+    console.print(f"report: {run_dir / 'report.md'} (plots beside it); floors met: {figures['floors_met']}")
+    if json_out:
+        print(json.dumps({k: v for k, v in figures.items() if k not in ("stages", "training", "timings", "plan")}))
 
 
 def summarize(results: dict[str, list[pb.Episode]]) -> dict[str, dict[str, float]]:
@@ -203,7 +204,7 @@ def summarize(results: dict[str, list[pb.Episode]]) -> dict[str, dict[str, float
     return summary
 
 
-def summary_table(summary: dict[str, dict[str, float]]) -> Table:
+def arms_table(summary: dict[str, dict[str, float]]) -> Table:
     table = Table(title="greedy vs hint-infer", caption="cached: share of prompt tokens served from the prefix cache")
     for column in ("arm", "n", "accuracy", "failed", "tool used", "tools/ep", "hints/ep", "tokens/ep", "cached"):
         table.add_column(column, justify="right")

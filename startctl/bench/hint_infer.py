@@ -48,7 +48,7 @@ from start.v1 import generation_pb2, generation_pb2_grpc
 from startctl.bench.harness import metric_samples
 from startctl.episodes import OrchestratorClient, hint_infer_options
 from startctl.processes import free_port
-from startctl.stack import ROOT, LocalStack, new_run_dir
+from startctl.stack import MICRO_MODEL, ROOT, LocalStack, new_run_dir
 
 PROBLEMS = ROOT / "data" / "micro" / "demo.jsonl"
 # Issue 15's floors.
@@ -98,7 +98,7 @@ def bench_problems(path: Path) -> list[pb.Problem]:
     return problems[:limit] if limit > 0 else problems
 
 
-def bench_stack(run_dir: Path, caching: bool, console: Console) -> LocalStack:
+def bench_stack(run_dir: Path, caching: bool, console: Console, model: Path = MICRO_MODEL) -> LocalStack:
     env = {
         "START_GENERATION_ENABLE_PREFIX_CACHING": "true" if caching else "false",
         "START_GENERATION_BLOCK_SIZE": str(BLOCK_SIZE),
@@ -106,7 +106,9 @@ def bench_stack(run_dir: Path, caching: bool, console: Console) -> LocalStack:
         "START_WORKER_METRICS_PORT": str(free_port()),
     }
     name = "cache-on" if caching else "cache-off"
-    return LocalStack(run_dir=run_dir / name, extra_env=env, on_status=lambda m: console.log(f"[{name}] {m}"))
+    return LocalStack(
+        run_dir=run_dir / name, model=model, extra_env=env, on_status=lambda m: console.log(f"[{name}] {m}")
+    )
 
 
 def reset_cache(stack: LocalStack) -> None:

@@ -62,8 +62,9 @@ def test_the_shipped_weights_are_the_ones_their_manifest_names(model: Path) -> N
 
 def test_the_base_models_problem_sets_are_the_ones_its_build_draws(tmp_path: Path) -> None:
     """data/micro-base is what `build --corpus base` writes: held out from its training
-    problems by the split, and in wordings it never saw for eval-held-out-wordings."""
+    problems by the split, and in wordings it never saw for eval-held-out-wordings; train.jsonl
+    is the recipe's training problems."""
     config = BuildConfig(**json.loads((ROOT / "models" / "micro-base" / MANIFEST).read_text())["config"])
     training_corpus(tmp_path, replace(config, train_problems=6))
-    for name in ("eval.jsonl", "eval-held-out-wordings.jsonl", "demo.jsonl"):
+    for name in ("eval.jsonl", "eval-held-out-wordings.jsonl", "demo.jsonl", "train.jsonl"):
         assert (tmp_path / name).read_text() == (ROOT / "data" / "micro-base" / name).read_text()

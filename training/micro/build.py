@@ -196,9 +196,13 @@ def write_manifest(out: Path, cfg: BuildConfig, command: str | None) -> dict:
     return manifest
 
 
+RECIPE_TRAIN_PROBLEMS = 128
+
+
 def training_corpus(data_dir: Path, cfg: BuildConfig) -> list[list[Segment]]:
     """The training traces; writes the held-out problem sets into `data_dir`:
-    demo and eval, and for the base model eval in wordings it never saw."""
+    demo and eval, and for the base model eval in wordings it never saw and the recipe's
+    training problems."""
     if cfg.corpus == "hint":
         test = make_problems(80, seed=cfg.seed, split="test")
         train = make_problems(cfg.train_problems, seed=cfg.seed, split="train")
@@ -207,6 +211,12 @@ def training_corpus(data_dir: Path, cfg: BuildConfig) -> list[list[Segment]]:
         test = make_problems(80, seed=cfg.seed, split="test", wordings="varied", easy_share=cfg.easy_share)
         held_out = make_problems(64, seed=cfg.seed + 1, split="test", wordings="held-out", easy_share=cfg.easy_share)
         write_jsonl(held_out, data_dir / "eval-held-out-wordings.jsonl")
+        # The recipe's training problems (`startctl demo --full`): a new draw of the split the
+        # base model trained on, as START's problems came from sets QwQ may have seen.
+        recipe_train = make_problems(
+            RECIPE_TRAIN_PROBLEMS, seed=cfg.seed + 2, split="train", wordings="varied", easy_share=cfg.easy_share
+        )
+        write_jsonl(recipe_train, data_dir / "train.jsonl")
         train = make_problems(
             cfg.train_problems, seed=cfg.seed, split="train", wordings="varied", easy_share=cfg.easy_share
         )
