@@ -1,14 +1,15 @@
 """The recipe after the jobs, end to end on the embedded default, as a user runs it.
 
-Two jobs of `startctl demo` (greedy and hint-infer on the micro model: real vLLM, gVisor,
+Two jobs of `startctl demo` (greedy and hint-infer on the micro base model: real vLLM, gVisor,
 Celery over Redis) -> `dataset build hint-rft` -> review in the page in a real browser
 (one edit, one drop) and as files (a tool-code edit run again in the real gVisor sandbox)
 -> `dataset export` -> a few DeepSpeed steps on the export -> `eval --job` of both arms
 -> `eval compare`.
 
-What this shows is plumbing, not the paper's effect: the micro model was trained so that
-greedy is never right (models/start-micro/README.md), so every problem hint-infer gets
-right is kept by construction.
+What this shows is plumbing, not the paper's effect: the base model's greedy answers are
+right on easy problems and wrong on hard ones by construction (models/micro-base/README.md),
+so which problems are kept follows from its corpus. The effects are
+tests/recipe/test_micro_recipe.py's.
 """
 
 from __future__ import annotations
