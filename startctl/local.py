@@ -116,7 +116,7 @@ def demo(
     model: Path = typer.Option(DEMO_MODEL, help="Model directory the engine serves (with --full: the base model)."),
     json_out: bool = typer.Option(False, "--json", help="End with one JSON object of the figures."),
     full: bool = typer.Option(False, "--full", help="The whole recipe: Hint-RFT -> START-0, RFT -> START, the K "
-                              "curve and the hint-loss ablation (about 25 minutes on 2 cores)."),
+                              "curve and the hint-loss ablation (about 22 minutes on 2 cores)."),
 ) -> None:
     """The main job on the embedded default: greedy vs hint-infer on held-out problems, each
     arm a job whose results are Parquet files and a report; --full runs the whole recipe."""
@@ -179,7 +179,11 @@ def full_demo(problems: Path, limit: int, timeout: float, model: Path, json_out:
     console.rule("START recipe on the micro model: base -> START-0 (Hint-RFT) -> START (RFT)")
     plan = Plan(held_out=problems, held_out_limit=limit, base=model, timeout_s=timeout)
     with stop_children_on_signals():
-        figures = RecipeRun(plan, run_dir, console).run()
+        try:
+            figures = RecipeRun(plan, run_dir, console).run()
+        except (FileNotFoundError, RuntimeError, TimeoutError) as exc:  # a stage that could not go on
+            console.print(f"[red]the recipe stopped[/]: {exc} (what it made so far is in {run_dir})")
+            raise typer.Exit(1) from exc
     console.print(summary_table(figures))
     console.print(f"report: {run_dir / 'report.md'} (plots beside it); floors met: {figures['floors_met']}")
     if json_out:

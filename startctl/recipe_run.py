@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,9 @@ class Arm:
     def interval(self) -> list[float]:
         return list(self.evaluation["groups"][0]["ci95"]["pass@1"])
 
+    @cached_property
     def tool_use(self) -> float:
-        """Share of the job's episodes with at least one tool call."""
+        """Share of the job's episodes with at least one tool call (read once the job has ended)."""
         calls = results.read_results(self.url, columns=["tool_calls"]).column("tool_calls").to_pylist()
         return sum(c > 0 for c in calls) / len(calls) if calls else 0.0
 
@@ -121,7 +123,7 @@ class Arm:
             "accuracy": self.accuracy,
             "ci95": self.interval,
             "n": group["n"],
-            "tool_use": self.tool_use(),
+            "tool_use": self.tool_use,
             "tool_calls_per_episode": group["tool_calls_per_episode"],
             "job": self.url,
         }
@@ -179,15 +181,9 @@ class RecipeRun:
             model = self.train(f"start-0-{setting}", hint_rft, LOSS_SETTINGS[setting][1])
             start0[setting] = greedy(f"START-0 ({setting}) greedy", p.held_out, p.held_out_limit)
             self.serve(f"START-0 ({setting})", model, [start0[setting]])
-        start0_tool_use = {s: arm.tool_use() for s, arm in start0.items()}
-        chosen = next(
-            (
-                s
-                for s in p.settings
-                if meets_start0_floors(base["greedy"].accuracy, start0[s].accuracy, start0_tool_use[s])
-            ),
-            p.settings[0],
-        )
+        base_greedy = base["greedy"].accuracy
+        meets = [s for s in p.settings if meets_start0_floors(base_greedy, start0[s].accuracy, start0[s].tool_use)]
+        chosen = meets[0] if meets else p.settings[0]
         chosen_model = self.run_dir / "models" / f"start-0-{chosen}" / "final"
 
         start0_k, samples, start = self.k_arms("START-0"), None, None
@@ -324,7 +320,7 @@ class RecipeRun:
             "base_greedy_accuracy": base_greedy.accuracy,
             "start0_setting": chosen,
             "start0_greedy_accuracy": start0[chosen].accuracy,
-            "start0_tool_use": start0[chosen].tool_use(),
+            "start0_tool_use": start0[chosen].tool_use,
             "start_greedy_accuracy": start.accuracy if start else None,
             "k_curve": k_curve(base_greedy, base_k) if 0 in self.plan.ks else {},
             "start0_k_curve": k_curve(start0[chosen], start0_k) if 0 in self.plan.ks else {},
@@ -339,8 +335,8 @@ class RecipeRun:
                     "description": LOSS_SETTINGS[s][0],
                     "accuracy": a.accuracy,
                     "ci95": a.interval,
-                    "tool_use": a.tool_use(),
-                    "meets_floors": meets_start0_floors(base_greedy.accuracy, a.accuracy, a.tool_use()),
+                    "tool_use": a.tool_use,
+                    "meets_floors": meets_start0_floors(base_greedy.accuracy, a.accuracy, a.tool_use),
                 }
                 for s, a in start0.items()
             },
